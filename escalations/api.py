@@ -1,0 +1,233 @@
+"""The agent API (django-ninja, /api/v1). Endpoints parse, call one service, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+
+from escalations import selectors, services
+from escalations.errors import BatonError
+from escalations.models import Escalation, Feedback, Integration
+from escalations.policy import LEVEL_NAMES
+from escalations.schemas import (
+    CancelIn,
+    ErrorOut,
+    EscalationOut,
+    EvaluateIn,
+    EvaluationOut,
+    FeedbackIn,
+    FeedbackOut,
+    HandoffIn,
+    MessagesIn,
+    MessagesOut,
+    TaskTypeOut,
+)
+
+
+class IntegrationToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Integration | None:
+        return services.integration_authenticate(token=token)
+
+
+api = NinjaAPI(
+    title="Baton agent API",
+    version="1",
+    description=(
+        "Hand a case to a human reviewer, ask the escalation policy before acting, follow "
+        "the case and report the customer's satisfaction. Authenticate with your "
+        "integration's token: `Authorization: Bearer btn_…`."
+    ),
+    auth=IntegrationToken(),
+    urls_namespace="api",
+)
+
+ERRORS: dict[int, Any] = {
+    400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut,
+    409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
+}
+
+
+def _error(request: HttpRequest, status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> HttpResponse:
+    return api.create_response(
+        request, {"error": code, "message": message, "errors": errors or []}, status=status
+    )
+
+
+@api.exception_handler(BatonError)
+def on_baton_error(request: HttpRequest, exc: BatonError) -> HttpResponse:
+    return _error(request, exc.status, exc.code, exc.message, exc.errors)
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = []
+    for error in exc.errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        # ninja prefixes the body's location with ("body", "<param name>").
+        if loc[:1] == ["body"]:
+            loc = loc[2:]
+        errors.append({"field": ".".join(loc) or "body", "message": error.get("msg", "invalid")})
+    return _error(
+        request, 422, "validation_error", f"The request has {len(errors)} invalid field(s).", errors
+    )
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = _error(
+        request, 401, "unauthorized", "A valid integration token is required (Authorization: Bearer …)."
+    )
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return _error(request, 413, "too_large", "The request body is larger than Baton accepts.")
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return _error(request, exc.status_code, "bad_request", str(exc))
+
+
+def _escalation_out(request: HttpRequest, escalation: Escalation) -> dict[str, Any]:
+    try:
+        feedback = escalation.feedback
+    except Feedback.DoesNotExist:
+        feedback = None
+    return {
+        "id": escalation.pk,
+        "external_id": escalation.external_id,
+        "task_type": escalation.task_type.slug,
+        "task_type_version": escalation.task_type_version,
+        "status": escalation.status,
+        "level": escalation.level,
+        "level_name": LEVEL_NAMES[escalation.level],
+        "priority": escalation.priority,
+        "instruction": escalation.instruction,
+        "mode": escalation.mode,
+        "sampled_for_review": escalation.sampled_for_review,
+        "triggers": escalation.triggers,
+        "required_skills": escalation.required_skills,
+        "sla": {"accept_due": escalation.sla_accept_due, "resolve_due": escalation.sla_resolve_due},
+        "created_at": escalation.created_at,
+        "updated_at": escalation.updated_at,
+        "closed_at": escalation.closed_at,
+        "version": escalation.version,
+        "message_count": escalation.messages.count(),
+        "feedback": feedback,
+        "links": {
+            "self": request.build_absolute_uri(
+                reverse("api:escalation_get", args=[escalation.pk])
+            ),
+            "console": request.build_absolute_uri(reverse("case_detail", args=[escalation.pk])),
+        },
+    }
+
+
+@api.post("/evaluate", response={200: EvaluationOut, **ERRORS}, summary="Should I escalate?")
+def evaluate(request: HttpRequest, package: EvaluateIn) -> Any:
+    """Judge a package by the policy in force, without storing anything."""
+    evaluation = services.escalation_evaluate(integration=request.auth, package=package)
+    decision = evaluation.decision
+    return {
+        "task_type": evaluation.task_type.slug,
+        "task_type_version": evaluation.task_type.version,
+        "level": decision.level,
+        "level_name": decision.level_name,
+        "priority": decision.priority,
+        "instruction": decision.instruction,
+        "review_after": decision.review_after,
+        "triggers": [t.as_dict() for t in decision.triggers],
+        "required_skills": list(decision.required_skills),
+    }
+
+
+@api.post(
+    "/escalations",
+    response={200: EscalationOut, 201: EscalationOut, **ERRORS},
+    summary="Hand a case over",
+)
+def escalation_create(request: HttpRequest, package: HandoffIn) -> Any:
+    """201 with the new case; 200 when the same package is posted again (idempotent on
+    `external_id`); 409 when `external_id` was used for a different package."""
+    result = services.escalation_ingest(integration=request.auth, package=package)
+    return (201 if result.created else 200), _escalation_out(request, result.escalation)
+
+
+@api.get(
+    "/escalations/{escalation_id}",
+    response={200: EscalationOut, **ERRORS},
+    url_name="escalation_get",
+    summary="A case's state",
+)
+def escalation_get(request: HttpRequest, escalation_id: int) -> Any:
+    escalation = selectors.escalation_for_integration(
+        integration=request.auth, escalation_id=escalation_id
+    )
+    return _escalation_out(request, escalation)
+
+
+@api.post(
+    "/escalations/{escalation_id}/messages",
+    response={201: MessagesOut, **ERRORS},
+    summary="Add transcript turns while waiting",
+)
+def escalation_messages(request: HttpRequest, escalation_id: int, body: MessagesIn) -> Any:
+    escalation, appended = services.escalation_append_messages(
+        integration=request.auth, escalation_id=escalation_id, turns=body.messages
+    )
+    return 201, {"escalation": _escalation_out(request, escalation), "appended": appended}
+
+
+@api.post(
+    "/escalations/{escalation_id}/cancel",
+    response={200: EscalationOut, **ERRORS},
+    summary="Withdraw a case",
+)
+def escalation_cancel(request: HttpRequest, escalation_id: int, body: CancelIn) -> Any:
+    escalation = services.escalation_cancel(
+        integration=request.auth, escalation_id=escalation_id, reason=body.reason
+    )
+    return _escalation_out(request, escalation)
+
+
+@api.post(
+    "/escalations/{escalation_id}/feedback",
+    response={201: FeedbackOut, **ERRORS},
+    summary="Report the customer's satisfaction",
+)
+def escalation_feedback(request: HttpRequest, escalation_id: int, body: FeedbackIn) -> Any:
+    feedback = services.escalation_record_feedback(
+        integration=request.auth,
+        escalation_id=escalation_id,
+        csat=body.csat,
+        effort=body.effort,
+        comment=body.comment,
+    )
+    return 201, feedback
+
+
+@api.get("/task-types", response={200: list[TaskTypeOut], **ERRORS}, summary="Task types")
+def task_types(request: HttpRequest) -> Any:
+    return [
+        {
+            "slug": t.slug,
+            "name": t.name,
+            "description": t.description,
+            "level": t.level,
+            "level_name": LEVEL_NAMES[t.level],
+            "autonomy_threshold": t.autonomy_threshold,
+            "review_threshold": t.review_threshold,
+            "default_priority": t.default_priority,
+            "version": t.version,
+        }
+        for t in selectors.task_types_active()
+    ]

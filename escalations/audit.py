@@ -1,0 +1,170 @@
+"""The append-only, hash-chained audit trail (DESIGN §9).
+
+Each event's hash covers its content and the previous event's hash, so changing, removing
+or reordering any row breaks every link after it. Appends are serialised (an advisory lock
+on PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers) so the chain
+never forks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from escalations.models import AuditEvent, Escalation, Integration
+
+GENESIS = "0" * 64
+_LOCK_KEY = 0x6261746F6E  # "baton": the advisory lock that orders appends on PostgreSQL
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder
+    )
+
+
+def _event_hash(
+    *,
+    seq: int,
+    prev_hash: str,
+    created_at: datetime,
+    actor_type: str,
+    actor_label: str,
+    verb: str,
+    escalation_id: int | None,
+    object_type: str,
+    object_id: str,
+    data: Any,
+) -> str:
+    body = canonical_json(
+        [
+            seq,
+            prev_hash,
+            created_at.isoformat(timespec="microseconds"),
+            actor_type,
+            actor_label,
+            verb,
+            escalation_id,
+            object_type,
+            object_id,
+            data,
+        ]
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str
+    label: str
+    user: Any = None
+    integration: Integration | None = None
+
+    @classmethod
+    def agent(cls, integration: Integration) -> Actor:
+        return cls(AuditEvent.ActorType.AGENT, f"agent:{integration.name}", integration=integration)
+
+    @classmethod
+    def person(cls, user: Any) -> Actor:
+        return cls(AuditEvent.ActorType.USER, user.get_username(), user=user)
+
+    @classmethod
+    def system(cls, label: str = "baton") -> Actor:
+        return cls(AuditEvent.ActorType.SYSTEM, label)
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    verb: str,
+    escalation: Escalation | None = None,
+    obj: Any = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. Must run inside the transaction of the change it records."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must run inside the change's transaction")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    # Store exactly what is hashed: JSON-normal data, microsecond timestamps.
+    clean_data = json.loads(canonical_json(data or {}))
+    created_at = timezone.now()
+    object_type = obj._meta.label_lower if obj is not None else ""
+    object_id = str(obj.pk) if obj is not None else ""
+    digest = _event_hash(
+        seq=seq,
+        prev_hash=prev_hash,
+        created_at=created_at,
+        actor_type=actor.type,
+        actor_label=actor.label,
+        verb=verb,
+        escalation_id=escalation.pk if escalation else None,
+        object_type=object_type,
+        object_id=object_id,
+        data=clean_data,
+    )
+    return AuditEvent.objects.create(
+        seq=seq,
+        created_at=created_at,
+        actor_type=actor.type,
+        actor_label=actor.label,
+        user=actor.user,
+        integration=actor.integration,
+        verb=verb,
+        escalation=escalation,
+        object_type=object_type,
+        object_id=object_id,
+        data=clean_data,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int
+    problem: str
+
+
+def audit_chain_breaks(*, batch_size: int = 2000) -> Iterator[ChainBreak]:
+    """Walk the chain in order and yield each broken link (the first is what matters)."""
+    expected_seq, prev_hash = 1, GENESIS
+    events = AuditEvent.objects.order_by("seq").iterator(chunk_size=batch_size)
+    for event in events:
+        if event.seq != expected_seq:
+            yield ChainBreak(event.seq, f"expected event {expected_seq}: events are missing")
+        if event.prev_hash != prev_hash:
+            yield ChainBreak(event.seq, "its link to the previous event does not match")
+        digest = _event_hash(
+            seq=event.seq,
+            prev_hash=event.prev_hash,
+            created_at=event.created_at,
+            actor_type=event.actor_type,
+            actor_label=event.actor_label,
+            verb=event.verb,
+            escalation_id=event.escalation_id,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            data=event.data,
+        )
+        if digest != event.hash:
+            yield ChainBreak(event.seq, "its content does not match its hash (altered)")
+        expected_seq, prev_hash = event.seq + 1, event.hash
+
+
+def audit_verify() -> tuple[int, ChainBreak | None]:
+    """(events checked, first break or None)."""
+    count = AuditEvent.objects.count()
+    first = next(audit_chain_breaks(), None)
+    return count, first

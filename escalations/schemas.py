@@ -1,0 +1,224 @@
+"""The handoff package (DESIGN §2) and the agent API's answers, as pydantic schemas.
+
+Unknown fields are refused rather than dropped, so a misspelt field name is an error the
+agent sees at once, not context that silently never reaches the reviewer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, HttpUrl, field_validator
+
+Text = str
+DecisionVerb = Literal["approve", "edit", "reject", "respond", "take_over", "escalate"]
+
+
+class Strict(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TranscriptTurn(Strict):
+    role: Literal["customer", "agent", "system", "tool"]
+    text: str = Field(min_length=1, max_length=20_000)
+    at: datetime | None = None
+    sentiment: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+
+class CustomerRecord(Strict):
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field(default="", max_length=200)
+    tier: str = Field(default="", max_length=60)
+    language: str = Field(default="", max_length=16)
+    profile: dict[str, Any] = Field(default_factory=dict)
+    history: list[dict[str, Any]] = Field(default_factory=list, max_length=500)
+
+
+class Alternative(Strict):
+    action: str = Field(min_length=1, max_length=200)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    why: str = Field(default="", max_length=5_000)
+
+
+class Reasoning(Strict):
+    rationale: str = Field(default="", max_length=20_000)
+    alternatives: list[Alternative] = Field(default_factory=list, max_length=50)
+
+
+class ProposedAction(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProcessState(Strict):
+    completed_steps: list[str] = Field(default_factory=list, max_length=200)
+    pending_actions: list[str] = Field(default_factory=list, max_length=200)
+    position: str = Field(default="", max_length=500)
+    attempts: int = Field(default=0, ge=0, le=10_000)
+
+
+class Environment(Strict):
+    logs: list[str] = Field(default_factory=list, max_length=1_000)
+    errors: list[str] = Field(default_factory=list, max_length=1_000)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class PackageBase(Strict):
+    task_type: str = Field(min_length=1, max_length=64, examples=["refund_request"])
+    summary: str = Field(min_length=1, max_length=5_000)
+    reason: str = Field(min_length=1, max_length=5_000)
+    confidence: float = Field(ge=0.0, le=1.0)
+    customer: CustomerRecord | None = None
+    transcript: list[TranscriptTurn] = Field(min_length=1, max_length=2_000)
+    reasoning: Reasoning = Field(default_factory=Reasoning)
+    proposed_action: ProposedAction | None = None
+    draft_response: str = Field(default="", max_length=20_000)
+    process_state: ProcessState = Field(default_factory=ProcessState)
+    environment: Environment = Field(default_factory=Environment)
+    suggested_next_steps: list[str] = Field(default_factory=list, max_length=50)
+    flags: list[str] = Field(default_factory=list, max_length=50)
+    options: list[DecisionVerb] = Field(default_factory=list)
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    callback_url: HttpUrl | None = None
+    mode: Literal["sync", "async", "takeover"] = "sync"
+    agent_trigger: Literal["agent_requested", "timeout"] | None = Field(
+        default=None,
+        description="Set when the agent itself asks for a human, or hit its own time limit.",
+    )
+
+    @field_validator("summary", "reason")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def unique_options(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("options must not repeat")
+        return value
+
+
+class EvaluateIn(PackageBase):
+    """A package to judge without storing it; `external_id` is optional here."""
+
+    external_id: str | None = Field(default=None, max_length=200)
+
+
+class HandoffIn(PackageBase):
+    external_id: str = Field(
+        min_length=1, max_length=200, description="The agent's own id; the idempotency key."
+    )
+
+
+# --- Answers ------------------------------------------------------------------------------
+
+
+class TriggerOut(Schema):
+    code: str
+    detail: str
+    level: int
+    priority_raise: bool = False
+    rule: str | None = None
+    hard: bool = False
+    skill: str | None = None
+    priority: int | None = None
+
+
+class EvaluationOut(Schema):
+    task_type: str
+    task_type_version: int
+    level: int
+    level_name: str
+    priority: int
+    instruction: Literal["proceed", "wait", "stop"]
+    review_after: bool = Field(description="An L1 case would be flagged for review afterwards.")
+    triggers: list[TriggerOut]
+    required_skills: list[str]
+
+
+class LinksOut(Schema):
+    self: str
+    console: str
+
+
+class SlaOut(Schema):
+    accept_due: datetime | None
+    resolve_due: datetime | None
+
+
+class FeedbackOut(Schema):
+    csat: int | None
+    effort: int | None
+    comment: str
+    created_at: datetime
+
+
+class EscalationOut(Schema):
+    id: int
+    external_id: str
+    task_type: str
+    task_type_version: int
+    status: str
+    level: int
+    level_name: str
+    priority: int
+    instruction: Literal["proceed", "wait", "stop"]
+    mode: str
+    sampled_for_review: bool
+    triggers: list[TriggerOut]
+    required_skills: list[str]
+    sla: SlaOut
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    version: int
+    message_count: int
+    feedback: FeedbackOut | None
+    links: LinksOut
+
+
+class MessagesIn(Strict):
+    messages: list[TranscriptTurn] = Field(min_length=1, max_length=200)
+
+
+class MessagesOut(Schema):
+    escalation: EscalationOut
+    appended: int
+
+
+class CancelIn(Strict):
+    reason: str = Field(default="", max_length=2_000)
+
+
+class FeedbackIn(Strict):
+    csat: int | None = Field(default=None, ge=1, le=5, description="Satisfaction, 1 to 5.")
+    effort: int | None = Field(default=None, ge=1, le=7, description="Customer effort, 1 to 7.")
+    comment: str = Field(default="", max_length=5_000)
+
+
+class TaskTypeOut(Schema):
+    slug: str
+    name: str
+    description: str
+    level: int
+    level_name: str
+    autonomy_threshold: float
+    review_threshold: float
+    default_priority: int
+    version: int
+
+
+class FieldError(Schema):
+    field: str
+    message: str
+
+
+class ErrorOut(Schema):
+    error: str
+    message: str
+    errors: list[FieldError] = Field(default_factory=list)

@@ -1,0 +1,427 @@
+"""State changes of a case and of the integrations that send them (STYLE: services)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from escalations import selectors
+from escalations.audit import Actor, audit_record, canonical_json
+from escalations.errors import Conflict, Forbidden, InvalidInput
+from escalations.models import (
+    CLOSED_STATUSES,
+    Customer,
+    Escalation,
+    Feedback,
+    Integration,
+    Message,
+    Status,
+    TaskType,
+)
+from escalations.policy import INSTRUCTIONS, PolicyDecision, RulePolicy, policy_evaluate
+from escalations.schemas import CustomerRecord, HandoffIn, PackageBase, TranscriptTurn
+
+# --- Integrations ----------------------------------------------------------------------------
+
+TOKEN_PREFIX = "btn_"
+
+
+def token_hash(token: str) -> str:
+    # Tokens are 256 random bits, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+@transaction.atomic
+def integration_create(
+    *, name: str, callback_url: str = "", actor: Actor | None = None
+) -> tuple[Integration, str]:
+    """Create an integration; the token is returned once and only its hash is kept."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("An integration needs a name.", errors=[{"field": "name", "message": "required"}])
+    if Integration.objects.filter(name=name).exists():
+        raise Conflict(f"An integration named {name!r} exists already.")
+    token = _new_token()
+    integration = Integration(
+        name=name,
+        token_hash=token_hash(token),
+        token_prefix=token[: len(TOKEN_PREFIX) + 6],
+        webhook_secret=_new_webhook_secret(),
+        default_callback_url=callback_url,
+    )
+    integration.full_clean()
+    integration.save()
+    audit_record(
+        actor=actor or Actor.system("cli"),
+        verb="integration.created",
+        obj=integration,
+        data={"name": name, "callback_url": callback_url, "token_prefix": integration.token_prefix},
+    )
+    return integration, token
+
+
+@transaction.atomic
+def integration_rotate_token(*, integration: Integration, actor: Actor) -> str:
+    token = _new_token()
+    old_prefix = integration.token_prefix
+    integration.token_hash = token_hash(token)
+    integration.token_prefix = token[: len(TOKEN_PREFIX) + 6]
+    integration.save(update_fields=["token_hash", "token_prefix"])
+    audit_record(
+        actor=actor,
+        verb="integration.token_rotated",
+        obj=integration,
+        data={"old_prefix": old_prefix, "new_prefix": integration.token_prefix},
+    )
+    return token
+
+
+def integration_authenticate(*, token: str) -> Integration | None:
+    """The integration a bearer token belongs to; Forbidden if it has been switched off."""
+    integration = Integration.objects.filter(token_hash=token_hash(token)).first()
+    if integration is not None and not integration.active:
+        raise Forbidden("This integration is disabled.")
+    return integration
+
+
+# --- Evaluate --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    task_type: TaskType
+    decision: PolicyDecision
+    rules: list[RulePolicy]
+
+
+def escalation_evaluate(*, integration: Integration, package: PackageBase) -> Evaluation:
+    """What the policy says of a package, without writing anything."""
+    task_type = selectors.task_type_by_slug(slug=package.task_type)
+    rules = selectors.rules_in_force(task_type=task_type)
+    decision = policy_evaluate(
+        package=package,
+        task_type=selectors.task_type_policy(task_type=task_type),
+        rules=rules,
+        customer=selectors.customer_context(
+            integration=integration,
+            customer_external_id=package.customer.id if package.customer else None,
+        ),
+    )
+    return Evaluation(task_type=task_type, decision=decision, rules=rules)
+
+
+# --- Ingest ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    escalation: Escalation
+    created: bool
+
+
+def package_sha256(package: PackageBase) -> str:
+    return hashlib.sha256(canonical_json(package.model_dump(mode="json")).encode()).hexdigest()
+
+
+def _replay(existing: Escalation, digest: str) -> IngestResult:
+    if existing.package_sha256 != digest:
+        raise Conflict(
+            f"external_id {existing.external_id!r} was already used for a different package "
+            f"(escalation {existing.pk}); use a new external_id for a new handoff."
+        )
+    return IngestResult(escalation=existing, created=False)
+
+
+def _sampled(*, integration: Integration, external_id: str, rate: float) -> bool:
+    """Deterministic: the same package always gets the same answer."""
+    digest = hashlib.sha256(f"{integration.pk}:{external_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+def _customer_upsert(*, integration: Integration, record: CustomerRecord | None) -> Customer | None:
+    if record is None:
+        return None
+    customer, _ = Customer.objects.update_or_create(
+        integration=integration,
+        external_id=record.id,
+        defaults={
+            "name": record.name,
+            "tier": record.tier,
+            "language": record.language,
+            "profile": record.profile,
+            "history": record.history,
+        },
+    )
+    return customer
+
+
+def _messages(escalation: Escalation, turns: list[TranscriptTurn], *, first_seq: int, source: str) -> list[Message]:
+    return [
+        Message(
+            escalation=escalation,
+            seq=first_seq + index,
+            role=turn.role,
+            text=turn.text,
+            at=turn.at,
+            sentiment=turn.sentiment,
+            source=source,
+        )
+        for index, turn in enumerate(turns)
+    ]
+
+
+def _sla_dues(priority: int, start: Any) -> tuple[Any, Any]:
+    targets = settings.BATON_SLA_DEFAULTS[priority]
+    return start + timedelta(seconds=targets["accept"]), start + timedelta(seconds=targets["resolve"])
+
+
+@transaction.atomic
+def escalation_ingest(*, integration: Integration, package: HandoffIn) -> IngestResult:
+    """Store a handoff once. The same package again is a replay; a different one, a 409."""
+    digest = package_sha256(package)
+    existing = Escalation.objects.filter(
+        integration=integration, external_id=package.external_id
+    ).first()
+    if existing is not None:
+        return _replay(existing, digest)
+
+    evaluation = escalation_evaluate(integration=integration, package=package)
+    task_type, decision, rules = evaluation.task_type, evaluation.decision, evaluation.rules
+    customer = _customer_upsert(integration=integration, record=package.customer)
+    now = timezone.now()
+    auto = decision.level == 1
+    accept_due, resolve_due = (None, None) if auto else _sla_dues(decision.priority, now)
+    proposed = package.proposed_action.model_dump(mode="json") if package.proposed_action else None
+    try:
+        with transaction.atomic():
+            escalation = Escalation.objects.create(
+                integration=integration,
+                external_id=package.external_id,
+                package_sha256=digest,
+                package=package.model_dump(mode="json"),
+                task_type=task_type,
+                task_type_version=task_type.version,
+                customer=customer,
+                summary=package.summary,
+                reason=package.reason,
+                confidence=package.confidence,
+                reasoning=package.reasoning.model_dump(mode="json"),
+                proposed_action=proposed,
+                draft_response=package.draft_response,
+                process_state=package.process_state.model_dump(mode="json"),
+                environment=package.environment.model_dump(mode="json"),
+                suggested_next_steps=package.suggested_next_steps,
+                flags=package.flags,
+                options=package.options,
+                attributes=package.attributes,
+                callback_url=str(package.callback_url or ""),
+                mode=package.mode,
+                status=Status.AUTO_RESOLVED if auto else Status.QUEUED,
+                level=decision.level,
+                priority=decision.priority,
+                triggers=[t.as_dict() for t in decision.triggers],
+                instruction=decision.instruction,
+                required_skills=list(decision.required_skills),
+                sampled_for_review=auto
+                and (
+                    decision.review_after
+                    or _sampled(
+                        integration=integration,
+                        external_id=package.external_id,
+                        rate=task_type.sample_rate,
+                    )
+                ),
+                policy_snapshot={
+                    "task_type": {
+                        "slug": task_type.slug,
+                        "version": task_type.version,
+                        "level": task_type.level,
+                        "autonomy_threshold": task_type.autonomy_threshold,
+                        "review_threshold": task_type.review_threshold,
+                    },
+                    "rules": {rule.code: rule.version for rule in rules},
+                },
+                sla_accept_due=accept_due,
+                sla_resolve_due=resolve_due,
+                closed_at=now if auto else None,
+            )
+    except IntegrityError:
+        # A concurrent post with the same key won the race: answer as a replay.
+        existing = Escalation.objects.get(integration=integration, external_id=package.external_id)
+        return _replay(existing, digest)
+
+    Message.objects.bulk_create(
+        _messages(escalation, package.transcript, first_seq=1, source=Message.Source.PACKAGE)
+    )
+    actor = Actor.agent(integration)
+    audit_record(
+        actor=actor,
+        verb="escalation.received",
+        escalation=escalation,
+        obj=escalation,
+        data={
+            "external_id": escalation.external_id,
+            "package_sha256": digest,
+            "task_type": task_type.slug,
+            "task_type_version": task_type.version,
+            "level": escalation.level,
+            "priority": escalation.priority,
+            "status": escalation.status,
+            "triggers": escalation.triggers,
+        },
+    )
+    if auto:
+        audit_record(
+            actor=Actor.system("policy"),
+            verb="escalation.auto_resolved",
+            escalation=escalation,
+            obj=escalation,
+            data={"sampled_for_review": escalation.sampled_for_review},
+        )
+    return IngestResult(escalation=escalation, created=True)
+
+
+# --- While the case waits --------------------------------------------------------------------
+
+
+def _lock_open(*, integration: Integration, escalation_id: int, doing: str) -> Escalation:
+    escalation = selectors.escalation_for_integration(
+        integration=integration, escalation_id=escalation_id
+    )
+    escalation = Escalation.objects.select_for_update().get(pk=escalation.pk)
+    if escalation.status in CLOSED_STATUSES:
+        raise Conflict(
+            f"Escalation {escalation.pk} is {escalation.get_status_display().lower()}; "
+            f"cannot {doing}."
+        )
+    return escalation
+
+
+@transaction.atomic
+def escalation_append_messages(
+    *, integration: Integration, escalation_id: int, turns: list[TranscriptTurn]
+) -> tuple[Escalation, int]:
+    """Add turns to a waiting case; if they make it more serious, raise it (never lower)."""
+    escalation = _lock_open(
+        integration=integration, escalation_id=escalation_id, doing="add messages"
+    )
+    last_seq = escalation.messages.aggregate(last=Max("seq"))["last"] or 0
+    Message.objects.bulk_create(
+        _messages(escalation, turns, first_seq=last_seq + 1, source=Message.Source.APPENDED)
+    )
+    actor = Actor.agent(integration)
+    audit_record(
+        actor=actor,
+        verb="escalation.messages_appended",
+        escalation=escalation,
+        obj=escalation,
+        data={"count": len(turns), "first_seq": last_seq + 1},
+    )
+
+    transcript = [
+        TranscriptTurn(role=m.role, text=m.text, at=m.at, sentiment=m.sentiment)  # type: ignore[arg-type]
+        for m in escalation.messages.order_by("seq")
+    ]
+    package = HandoffIn.model_validate({**escalation.package, "transcript": transcript})
+    decision = escalation_evaluate(integration=integration, package=package).decision
+    known = {(t["code"], t["detail"]) for t in escalation.triggers}
+    new_triggers = [t.as_dict() for t in decision.triggers if (t.code, t.detail) not in known]
+    level = max(escalation.level, decision.level)
+    priority = min(escalation.priority, decision.priority)
+    if level != escalation.level or priority != escalation.priority:
+        before = {"level": escalation.level, "priority": escalation.priority}
+        escalation.level, escalation.priority = level, priority
+        escalation.instruction = INSTRUCTIONS[level]
+        escalation.triggers = [*escalation.triggers, *new_triggers]
+        escalation.version += 1
+        escalation.save(
+            update_fields=["level", "priority", "instruction", "triggers", "version", "updated_at"]
+        )
+        audit_record(
+            actor=Actor.system("policy"),
+            verb="escalation.raised",
+            escalation=escalation,
+            obj=escalation,
+            data={
+                "before": before,
+                "after": {"level": level, "priority": priority},
+                "triggers": new_triggers,
+            },
+        )
+    return escalation, len(turns)
+
+
+@transaction.atomic
+def escalation_cancel(*, integration: Integration, escalation_id: int, reason: str) -> Escalation:
+    """The agent withdraws its case. Withdrawing twice answers the same."""
+    escalation = selectors.escalation_for_integration(
+        integration=integration, escalation_id=escalation_id
+    )
+    if escalation.status == Status.CANCELLED:
+        return escalation
+    escalation = _lock_open(integration=integration, escalation_id=escalation_id, doing="withdraw it")
+    before = escalation.status
+    escalation.status = Status.CANCELLED
+    escalation.cancel_reason = reason
+    escalation.closed_at = timezone.now()
+    escalation.version += 1
+    escalation.save(update_fields=["status", "cancel_reason", "closed_at", "version", "updated_at"])
+    audit_record(
+        actor=Actor.agent(integration),
+        verb="escalation.cancelled",
+        escalation=escalation,
+        obj=escalation,
+        data={"from": before, "reason": reason},
+    )
+    return escalation
+
+
+@transaction.atomic
+def escalation_record_feedback(
+    *,
+    integration: Integration,
+    escalation_id: int,
+    csat: int | None,
+    effort: int | None,
+    comment: str,
+) -> Feedback:
+    """The customer's satisfaction and effort after the handoff; once per case."""
+    if csat is None and effort is None and not comment.strip():
+        raise InvalidInput(
+            "Feedback needs a csat, an effort score or a comment.",
+            errors=[{"field": "csat", "message": "give at least one of csat, effort, comment"}],
+        )
+    escalation = selectors.escalation_for_integration(
+        integration=integration, escalation_id=escalation_id
+    )
+    try:
+        with transaction.atomic():
+            feedback = Feedback.objects.create(
+                escalation=escalation, csat=csat, effort=effort, comment=comment
+            )
+    except IntegrityError:
+        raise Conflict(f"Feedback for escalation {escalation.pk} was already recorded.") from None
+    audit_record(
+        actor=Actor.agent(integration),
+        verb="escalation.feedback",
+        escalation=escalation,
+        obj=feedback,
+        data={"csat": csat, "effort": effort, "comment": comment},
+    )
+    return feedback
