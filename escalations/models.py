@@ -185,6 +185,9 @@ class Integration(models.Model):
     token_prefix = models.CharField(max_length=16, help_text="Shown to tell tokens apart.")
     webhook_secret = models.CharField(max_length=128, blank=True)
     default_callback_url = models.URLField(max_length=500, blank=True)
+    disabled_callback_urls = models.JSONField(
+        default=list, blank=True, help_text="Endpoints that answered 410 Gone: no more deliveries."
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -258,6 +261,21 @@ class Escalation(models.Model):
         default=dict, blank=True, help_text="Task type and rule versions in force on arrival."
     )
     version = models.PositiveIntegerField(default=1, help_text="Optimistic lock for decisions.")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_escalations",
+    )
+    offered_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a sampled L1 case was reviewed after the fact."
+    )
+    escalation_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a reviewer re-escalated the case."
+    )
 
     sla_accept_due = models.DateTimeField(null=True, blank=True)
     sla_resolve_due = models.DateTimeField(null=True, blank=True)
@@ -285,6 +303,7 @@ class Escalation(models.Model):
             models.Index(fields=["status", "priority", "sla_resolve_due", "id"], name="esc_queue"),
             models.Index(fields=["customer", "created_at"], name="esc_customer_recent"),
             models.Index(fields=["task_type", "created_at"], name="esc_tasktype_recent"),
+            models.Index(fields=["assignee", "status"], name="esc_assignee"),
         ]
         permissions = [
             ("work_queue", "Can work the review queue"),
@@ -394,3 +413,113 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seq} {self.verb} by {self.actor_label}"
+
+
+class Verb(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    EDIT = "edit", "Edit and approve"
+    REJECT = "reject", "Reject"
+    RESPOND = "respond", "Respond"
+    TAKE_OVER = "take_over", "Take over"
+    ESCALATE = "escalate", "Escalate"
+    REVERSE = "reverse", "Reverse"
+
+
+# What the agent is told to do for each verb that ends a case.
+AGENT_INSTRUCTIONS = {
+    Verb.APPROVE: "execute",
+    Verb.EDIT: "execute",
+    Verb.REJECT: "do_not_execute",
+    Verb.RESPOND: "send_response",
+    Verb.TAKE_OVER: "stop",
+    Verb.REVERSE: "undo",
+}
+
+
+class Decision(models.Model):
+    """What a person decided. At most one final decision per case (a database constraint)."""
+
+    escalation = models.ForeignKey(Escalation, on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
+    )
+    verb = models.CharField(max_length=16, choices=Verb.choices)
+    final = models.BooleanField(help_text="Ends the case and goes back to the agent.")
+    case_version = models.PositiveIntegerField(help_text="The case version the person saw.")
+    reason = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    response_text = models.TextField(blank=True)
+    action = models.JSONField(null=True, blank=True, help_text="The action as approved.")
+    draft_response = models.TextField(blank=True, help_text="The draft as approved.")
+    diff = models.JSONField(default=dict, blank=True)
+    escalate_to = models.JSONField(default=dict, blank=True)
+    seconds_to_decide = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["escalation"], condition=Q(final=True), name="one_final_decision_per_case"
+            )
+        ]
+        indexes = [models.Index(fields=["reviewer", "created_at"], name="decision_reviewer")]
+
+    def __str__(self) -> str:
+        return f"{self.verb} on #{self.escalation_id}"
+
+    @property
+    def agent_instruction(self) -> str:
+        return AGENT_INSTRUCTIONS.get(Verb(self.verb), "wait")
+
+
+class WebhookDelivery(models.Model):
+    """Outbox row: written in the decision's transaction, driven by Celery until delivered."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Gave up"
+        DISABLED = "disabled", "Endpoint disabled (410)"
+
+    escalation = models.ForeignKey(
+        Escalation, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    decision = models.ForeignKey(
+        Decision, on_delete=models.PROTECT, related_name="deliveries", null=True, blank=True
+    )
+    webhook_id = models.CharField(max_length=64, unique=True)
+    event_type = models.CharField(max_length=64)
+    url = models.URLField(max_length=500)
+    payload = models.JSONField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} → {self.url} ({self.state})"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField(null=True, blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_number_unique")
+        ]

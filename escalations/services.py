@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ def _new_token() -> str:
 
 
 def _new_webhook_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    # Standard Webhooks: "whsec_" and the base64 of the key bytes.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 @transaction.atomic

@@ -1,0 +1,35 @@
+"""Live events: services publish high-level events after commit; consumers render them.
+
+The channel layer is at-most-once; the database stays the truth and a console that
+reconnects re-fetches what it shows (DESIGN §8).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+CONSOLE_GROUP = "console"
+
+
+def case_group(escalation_id: int) -> str:
+    return f"case-{escalation_id}"
+
+
+def _send(groups: list[str], message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in groups:
+        async_to_sync(layer.group_send)(group, message)
+
+
+def publish_case_changed(*, escalation_id: int, change: str, actor: str = "") -> None:
+    """Tell every console and every waiter on this case, once the transaction commits."""
+    message = {"type": "case.changed", "id": escalation_id, "change": change, "actor": actor}
+    transaction.on_commit(
+        lambda: _send([CONSOLE_GROUP, case_group(escalation_id)], message), robust=True
+    )
