@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -254,6 +255,9 @@ class Escalation(models.Model):
     level = models.PositiveSmallIntegerField(choices=Level.choices)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices)
     triggers = models.JSONField(default=list, blank=True)
+    trigger_codes = models.CharField(
+        max_length=300, blank=True, help_text='" code code ": the trigger codes, for filtering.'
+    )
     instruction = models.CharField(max_length=16, choices=Instruction.choices)
     required_skills = models.JSONField(default=list, blank=True)
     sampled_for_review = models.BooleanField(default=False)
@@ -320,6 +324,11 @@ class Escalation(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @staticmethod
+    def codes_of(triggers: list[dict[str, Any]]) -> str:
+        codes = dict.fromkeys(t["code"] for t in triggers)
+        return f" {' '.join(codes)} " if codes else ""
 
 
 class Message(models.Model):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from escalations.errors import InvalidInput, NotFound
-from escalations.models import Escalation, Integration, PolicyRule, TaskType
+from escalations.models import Escalation, Integration, PolicyRule, Status, TaskType
 from escalations.policy import Condition, CustomerContext, RulePolicy, TaskTypePolicy
 
 
@@ -100,23 +104,140 @@ def escalation_for_integration(*, integration: Integration, escalation_id: int) 
     return escalation
 
 
-def recent_escalations_for_user(*, user: object, limit: int = 50) -> QuerySet[Escalation]:
-    """The console's landing list: newest cases first, for users who work the queue."""
-    if not getattr(user, "has_perm", lambda _p: False)("escalations.work_queue"):
+# --- The console ---------------------------------------------------------------------------
+
+INBOX_VIEWS = ("mine", "queue", "all")
+INBOX_STATUSES = (
+    Status.QUEUED,
+    Status.ASSIGNED,
+    Status.IN_REVIEW,
+    Status.RESOLVED,
+    Status.CANCELLED,
+)  # auto-resolved cases have their own after-the-fact review queue
+LIVE_STATUSES = (Status.QUEUED, Status.ASSIGNED, Status.IN_REVIEW)
+
+
+def may_work(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.has_perm("escalations.work_queue"))
+
+
+def sees_all(user: Any) -> bool:
+    return bool(user.has_perm("escalations.view_all_escalations"))
+
+
+def escalations_visible_to(*, user: Any) -> QuerySet[Escalation]:
+    """Supervisors see every case; a reviewer the queue, what they hold and what they decided."""
+    if not may_work(user):
         return Escalation.objects.none()
-    return Escalation.objects.select_related("task_type", "customer").order_by("-created_at", "-id")[
-        :limit
-    ]
+    if sees_all(user):
+        return Escalation.objects.all()
+    return Escalation.objects.filter(
+        Q(status=Status.QUEUED) | Q(assignee=user) | Q(decisions__reviewer=user)
+    ).distinct()
 
 
-def escalation_for_user(*, user: object, escalation_id: int) -> Escalation:
-    if not getattr(user, "has_perm", lambda _p: False)("escalations.work_queue"):
-        raise NotFound(f"No escalation {escalation_id}.")
-    escalation = (
-        Escalation.objects.select_related("task_type", "customer", "integration")
-        .filter(pk=escalation_id)
-        .first()
-    )
-    if escalation is None:
-        raise NotFound(f"No escalation {escalation_id}.")
-    return escalation
+@dataclass(frozen=True)
+class InboxFilters:
+    view: str = "mine"
+    priority: int | None = None
+    task_type: str = ""
+    status: str = ""
+    trigger: str = ""
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str], *, user: Any) -> InboxFilters:
+        """Parse a query string leniently: an unknown value is dropped, never a 500."""
+        view = query.get("view") or "mine"
+        if view not in INBOX_VIEWS or (view == "all" and not sees_all(user)):
+            view = "mine"
+        priority_raw = query.get("priority") or ""
+        priority = int(priority_raw) if priority_raw in {"1", "2", "3", "4"} else None
+        status = query.get("status") or ""
+        if status not in INBOX_STATUSES:
+            status = ""
+        trigger = query.get("trigger") or ""
+        if trigger not in TRIGGER_CODES:
+            trigger = ""
+        task_type = (query.get("task_type") or "")[:64]
+        return cls(view=view, priority=priority, task_type=task_type, status=status, trigger=trigger)
+
+    def as_query(self, **overrides: Any) -> str:
+        values = {
+            "view": self.view,
+            "priority": self.priority or "",
+            "task_type": self.task_type,
+            "status": self.status,
+            "trigger": self.trigger,
+            **overrides,
+        }
+        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+
+TRIGGER_CODES = (
+    "low_confidence",
+    "explicit_request",
+    "sentiment",
+    "policy_rule",
+    "repeated_failure",
+    "agent_requested",
+    "timeout",
+)
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    rows: list[Escalation]
+    next_cursor: str | None
+    filters: InboxFilters
+
+
+def _cursor_of(escalation: Escalation) -> str:
+    due = escalation.sla_resolve_due
+    return f"{escalation.priority}~{due.isoformat() if due else ''}~{escalation.pk}"
+
+
+def _parse_cursor(cursor: str) -> tuple[int, datetime, int]:
+    try:
+        priority, due, pk = cursor.split("~")
+        return int(priority), datetime.fromisoformat(due), int(pk)
+    except ValueError:
+        raise InvalidInput(
+            "That page link is not valid.", errors=[{"field": "after", "message": "bad cursor"}]
+        ) from None
+
+
+def inbox_for_reviewer(
+    *, user: Any, filters: InboxFilters, after: str | None = None, limit: int = 50
+) -> InboxPage:
+    """A page of the inbox, priority band then SLA deadline; keyset pagination, no OFFSET."""
+    if not may_work(user):
+        return InboxPage(rows=[], next_cursor=None, filters=filters)
+    cases = Escalation.objects.select_related("task_type", "customer", "assignee")
+    if filters.view == "mine":
+        cases = cases.filter(assignee=user)
+    elif filters.view == "queue":
+        cases = cases.filter(status=Status.QUEUED)
+    elif not sees_all(user):
+        return InboxPage(rows=[], next_cursor=None, filters=filters)
+    if filters.status:
+        cases = cases.filter(status=filters.status)
+    elif filters.view != "queue":
+        cases = cases.filter(status__in=LIVE_STATUSES)
+    else:
+        cases = cases.filter(status__in=INBOX_STATUSES)
+    if filters.priority:
+        cases = cases.filter(priority=filters.priority)
+    if filters.task_type:
+        cases = cases.filter(task_type__slug=filters.task_type)
+    if filters.trigger:
+        cases = cases.filter(trigger_codes__contains=f" {filters.trigger} ")
+    if after:
+        priority, due, pk = _parse_cursor(after)
+        cases = cases.filter(
+            Q(priority__gt=priority)
+            | Q(priority=priority, sla_resolve_due__gt=due)
+            | Q(priority=priority, sla_resolve_due=due, pk__gt=pk)
+        )
+    rows = list(cases.order_by("priority", "sla_resolve_due", "id")[: limit + 1])
+    next_cursor = _cursor_of(rows[limit - 1]) if len(rows) > limit else None
+    return InboxPage(rows=rows[:limit], next_cursor=next_cursor, filters=filters)

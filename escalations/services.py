@@ -238,6 +238,7 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
                 level=decision.level,
                 priority=decision.priority,
                 triggers=[t.as_dict() for t in decision.triggers],
+                trigger_codes=Escalation.codes_of([t.as_dict() for t in decision.triggers]),
                 instruction=decision.instruction,
                 required_skills=list(decision.required_skills),
                 sampled_for_review=auto
@@ -351,9 +352,13 @@ def escalation_append_messages(
         escalation.level, escalation.priority = level, priority
         escalation.instruction = INSTRUCTIONS[level]
         escalation.triggers = [*escalation.triggers, *new_triggers]
+        escalation.trigger_codes = Escalation.codes_of(escalation.triggers)
         escalation.version += 1
         escalation.save(
-            update_fields=["level", "priority", "instruction", "triggers", "version", "updated_at"]
+            update_fields=[
+                "level", "priority", "instruction", "triggers", "trigger_codes", "version",
+                "updated_at",
+            ]
         )
         audit_record(
             actor=Actor.system("policy"),
