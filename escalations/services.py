@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from console.events import publish_case_changed
 from escalations import selectors
 from escalations.audit import Actor, audit_record, canonical_json
 from escalations.errors import Conflict, Forbidden, InvalidInput
@@ -297,6 +298,7 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
             obj=escalation,
             data={"sampled_for_review": escalation.sampled_for_review},
         )
+    publish_case_changed(escalation_id=escalation.pk, change="received", actor=actor.label)
     return IngestResult(escalation=escalation, created=True)
 
 
@@ -371,6 +373,7 @@ def escalation_append_messages(
                 "triggers": new_triggers,
             },
         )
+    publish_case_changed(escalation_id=escalation.pk, change="messages", actor=actor.label)
     return escalation, len(turns)
 
 
@@ -396,6 +399,7 @@ def escalation_cancel(*, integration: Integration, escalation_id: int, reason: s
         obj=escalation,
         data={"from": before, "reason": reason},
     )
+    publish_case_changed(escalation_id=escalation.pk, change="cancelled", actor=integration.name)
     return escalation
 
 
