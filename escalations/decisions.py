@@ -87,7 +87,9 @@ def _check_may_work(escalation: Escalation, reviewer: Any) -> None:
 
 
 @transaction.atomic
-def escalation_accept(*, escalation_id: int, reviewer: AbstractBaseUser, version: int) -> Escalation:
+def escalation_accept(
+    *, escalation_id: int, reviewer: AbstractBaseUser, version: int
+) -> Escalation:
     """Confirm receipt: an offered case, or one taken from the queue, moves to in review."""
     escalation = _lock(escalation_id)
     _check_version(escalation, version)
@@ -111,7 +113,9 @@ def escalation_accept(*, escalation_id: int, reviewer: AbstractBaseUser, version
         obj=escalation,
         data={"from": before, "to": escalation.status},
     )
-    publish_case_changed(escalation_id=escalation.pk, change="accepted", actor=reviewer.get_username())
+    publish_case_changed(
+        escalation_id=escalation.pk, change="accepted", actor=reviewer.get_username()
+    )
     return escalation
 
 
@@ -264,7 +268,11 @@ def escalation_decide(
         if escalation.priority > 2:  # a re-escalation is more urgent, but not critical
             escalation.priority -= 1
         update += [
-            "offered_at", "accepted_at", "escalation_count", "required_skills", "priority",
+            "offered_at",
+            "accepted_at",
+            "escalation_count",
+            "required_skills",
+            "priority",
         ]
     else:
         escalation.status = Status.RESOLVED

@@ -298,7 +298,9 @@ class Escalation(models.Model):
                 condition=Q(confidence__gte=0.0, confidence__lte=1.0),
                 name="escalation_confidence_unit",
             ),
-            models.CheckConstraint(condition=Q(level__gte=1, level__lte=4), name="escalation_level"),
+            models.CheckConstraint(
+                condition=Q(level__gte=1, level__lte=4), name="escalation_level"
+            ),
             models.CheckConstraint(
                 condition=Q(priority__gte=1, priority__lte=4), name="escalation_priority"
             ),
@@ -364,9 +366,7 @@ class Message(models.Model):
 class Feedback(models.Model):
     """The customer's satisfaction after the handoff, as the agent reports it."""
 
-    escalation = models.OneToOneField(
-        Escalation, on_delete=models.CASCADE, related_name="feedback"
-    )
+    escalation = models.OneToOneField(Escalation, on_delete=models.CASCADE, related_name="feedback")
     csat = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
@@ -491,9 +491,7 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", "Gave up"
         DISABLED = "disabled", "Endpoint disabled (410)"
 
-    escalation = models.ForeignKey(
-        Escalation, on_delete=models.PROTECT, related_name="deliveries"
-    )
+    escalation = models.ForeignKey(Escalation, on_delete=models.PROTECT, related_name="deliveries")
     decision = models.ForeignKey(
         Decision, on_delete=models.PROTECT, related_name="deliveries", null=True, blank=True
     )

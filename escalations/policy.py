@@ -210,7 +210,9 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
     )
 
 
-def _rule_fires(rule: RulePolicy, texts: Sequence[tuple[str, str]], package: PackageBase) -> str | None:
+def _rule_fires(
+    rule: RulePolicy, texts: Sequence[tuple[str, str]], package: PackageBase
+) -> str | None:
     """A specific detail when every test the rule sets holds, else None."""
     parts: list[str] = []
     if rule.keywords or rule.pattern:

@@ -9,11 +9,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from escalations.errors import InvalidInput, NotFound
-from escalations.models import Escalation, Integration, PolicyRule, Status, TaskType
+from escalations.models import (
+    AuditEvent,
+    Decision,
+    Escalation,
+    Integration,
+    Message,
+    PolicyRule,
+    Status,
+    TaskType,
+    Verb,
+    WebhookDelivery,
+)
 from escalations.policy import Condition, CustomerContext, RulePolicy, TaskTypePolicy
 
 
@@ -75,7 +86,9 @@ def rules_in_force(*, task_type: TaskType) -> list[RulePolicy]:
     ]
 
 
-def customer_context(*, integration: Integration, customer_external_id: str | None) -> CustomerContext:
+def customer_context(
+    *, integration: Integration, customer_external_id: str | None
+) -> CustomerContext:
     window = settings.BATON_REPEAT_WINDOW_HOURS
     recent = 0
     if customer_external_id:
@@ -118,7 +131,9 @@ LIVE_STATUSES = (Status.QUEUED, Status.ASSIGNED, Status.IN_REVIEW)
 
 
 def may_work(user: Any) -> bool:
-    return bool(getattr(user, "is_authenticated", False) and user.has_perm("escalations.work_queue"))
+    return bool(
+        getattr(user, "is_authenticated", False) and user.has_perm("escalations.work_queue")
+    )
 
 
 def sees_all(user: Any) -> bool:
@@ -159,7 +174,9 @@ class InboxFilters:
         if trigger not in TRIGGER_CODES:
             trigger = ""
         task_type = (query.get("task_type") or "")[:64]
-        return cls(view=view, priority=priority, task_type=task_type, status=status, trigger=trigger)
+        return cls(
+            view=view, priority=priority, task_type=task_type, status=status, trigger=trigger
+        )
 
     def as_query(self, **overrides: Any) -> str:
         values = {
@@ -241,3 +258,75 @@ def inbox_for_reviewer(
     rows = list(cases.order_by("priority", "sla_resolve_due", "id")[: limit + 1])
     next_cursor = _cursor_of(rows[limit - 1]) if len(rows) > limit else None
     return InboxPage(rows=rows[:limit], next_cursor=next_cursor, filters=filters)
+
+
+@dataclass(frozen=True)
+class Briefing:
+    case: Escalation
+    messages: list[Message]
+    decisions: list[Decision]
+    final_decision: Decision | None
+    deliveries: list[WebhookDelivery]
+    timeline: list[AuditEvent]
+    previous_cases: list[Escalation]
+    can_accept: bool
+    allowed_verbs: list[str]
+
+
+def _allowed_verbs(case: Escalation, user: Any) -> list[str]:
+    held_by_other = case.assignee_id not in (None, user.pk) and not user.has_perm(
+        "escalations.reassign_escalation"
+    )
+    if held_by_other:
+        return []
+    if case.status == Status.AUTO_RESOLVED:
+        return [] if case.reviewed_at else [Verb.APPROVE, Verb.REVERSE]
+    if case.status not in LIVE_STATUSES:
+        return []
+    verbs = [Verb.APPROVE, Verb.EDIT, Verb.REJECT, Verb.RESPOND, Verb.TAKE_OVER, Verb.ESCALATE]
+    if case.options:
+        allowed = set(case.options) | {Verb.TAKE_OVER, Verb.ESCALATE}
+        if Verb.APPROVE in allowed:
+            allowed.add(Verb.EDIT)
+        verbs = [v for v in verbs if v in allowed]
+    return [str(v) for v in verbs]
+
+
+def briefing_for_user(*, user: Any, escalation_id: int) -> Briefing:
+    """Everything a reviewer needs on one page, or NotFound if the case is not theirs to see."""
+    case = (
+        escalations_visible_to(user=user)
+        .select_related("task_type", "customer", "integration", "assignee")
+        .filter(pk=escalation_id)
+        .first()
+    )
+    if case is None:
+        raise NotFound(f"No case {escalation_id} that you may see.")
+    decisions = list(case.decisions.select_related("reviewer").order_by("created_at", "id"))
+    previous: list[Escalation] = []
+    if case.customer_id:
+        previous = list(
+            Escalation.objects.filter(customer_id=case.customer_id)
+            .exclude(pk=case.pk)
+            .select_related("task_type")
+            .prefetch_related(
+                Prefetch(
+                    "decisions",
+                    queryset=Decision.objects.filter(final=True),
+                    to_attr="final_decisions",
+                )
+            )
+            .order_by("-created_at")[:10]
+        )
+    return Briefing(
+        case=case,
+        messages=list(case.messages.order_by("seq")),
+        decisions=decisions,
+        final_decision=next((d for d in decisions if d.final), None),
+        deliveries=list(case.deliveries.prefetch_related("attempt_log").order_by("created_at")),
+        timeline=list(case.audit_events.order_by("seq")),
+        previous_cases=previous,
+        can_accept=case.status in (Status.QUEUED, Status.ASSIGNED)
+        and case.assignee_id in (None, user.pk),
+        allowed_verbs=_allowed_verbs(case, user),
+    )

@@ -57,7 +57,9 @@ def integration_create(
     """Create an integration; the token is returned once and only its hash is kept."""
     name = name.strip()
     if not name:
-        raise InvalidInput("An integration needs a name.", errors=[{"field": "name", "message": "required"}])
+        raise InvalidInput(
+            "An integration needs a name.", errors=[{"field": "name", "message": "required"}]
+        )
     if Integration.objects.filter(name=name).exists():
         raise Conflict(f"An integration named {name!r} exists already.")
     token = _new_token()
@@ -174,7 +176,9 @@ def _customer_upsert(*, integration: Integration, record: CustomerRecord | None)
     return customer
 
 
-def _messages(escalation: Escalation, turns: list[TranscriptTurn], *, first_seq: int, source: str) -> list[Message]:
+def _messages(
+    escalation: Escalation, turns: list[TranscriptTurn], *, first_seq: int, source: str
+) -> list[Message]:
     return [
         Message(
             escalation=escalation,
@@ -191,7 +195,9 @@ def _messages(escalation: Escalation, turns: list[TranscriptTurn], *, first_seq:
 
 def _sla_dues(priority: int, start: Any) -> tuple[Any, Any]:
     targets = settings.BATON_SLA_DEFAULTS[priority]
-    return start + timedelta(seconds=targets["accept"]), start + timedelta(seconds=targets["resolve"])
+    return start + timedelta(seconds=targets["accept"]), start + timedelta(
+        seconds=targets["resolve"]
+    )
 
 
 @transaction.atomic
@@ -358,7 +364,12 @@ def escalation_append_messages(
         escalation.version += 1
         escalation.save(
             update_fields=[
-                "level", "priority", "instruction", "triggers", "trigger_codes", "version",
+                "level",
+                "priority",
+                "instruction",
+                "triggers",
+                "trigger_codes",
+                "version",
                 "updated_at",
             ]
         )
@@ -385,7 +396,9 @@ def escalation_cancel(*, integration: Integration, escalation_id: int, reason: s
     )
     if escalation.status == Status.CANCELLED:
         return escalation
-    escalation = _lock_open(integration=integration, escalation_id=escalation_id, doing="withdraw it")
+    escalation = _lock_open(
+        integration=integration, escalation_id=escalation_id, doing="withdraw it"
+    )
     before = escalation.status
     escalation.status = Status.CANCELLED
     escalation.cancel_reason = reason

@@ -6,8 +6,8 @@ import os
 
 os.environ.setdefault("DJANGO_DEBUG", "false")
 
-from .base import *  # noqa: E402,F403
-from .base import DATABASES, VAR_DIR  # noqa: E402
+from .base import *  # noqa: F403
+from .base import DATABASES, VAR_DIR
 
 SECRET_KEY = "baton-test-key"  # noqa: S105
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
