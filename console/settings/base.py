@@ -134,7 +134,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # results travel through the database, never the backend
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Re-drives webhook deliveries that are due: retries, lost messages, dead workers.
+    "sweep-deliveries": {"task": "escalations.sweep_deliveries", "schedule": 30.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth -------------------------------------------------------------------------------
