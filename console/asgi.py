@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (added with the console)."""
+"""ASGI entry point: HTTP through Django, the console websocket through Channels."""
 
 from __future__ import annotations
 
@@ -11,6 +11,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings.base")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from console.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -5,10 +5,12 @@ from console import views
 from escalations.api import api
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.inbox, name="inbox"),
     path("login/", views.BatonLoginView.as_view(), name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("cases/<int:escalation_id>/", views.case_detail, name="case_detail"),
+    path("cases/<int:escalation_id>/accept", views.case_accept, name="case_accept"),
+    path("cases/<int:escalation_id>/decide", views.case_decide, name="case_decide"),
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),
