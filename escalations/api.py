@@ -7,16 +7,17 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
-from escalations import selectors, services
+from escalations import delivery, selectors, services
 from escalations.errors import BatonError
 from escalations.models import Escalation, Feedback, Integration
 from escalations.policy import LEVEL_NAMES
 from escalations.schemas import (
     CancelIn,
+    DecisionEventOut,
     ErrorOut,
     EscalationOut,
     EvaluateIn,
@@ -123,6 +124,10 @@ def _escalation_out(request: HttpRequest, escalation: Escalation) -> dict[str, A
         "version": escalation.version,
         "message_count": escalation.messages.count(),
         "feedback": feedback,
+        "decision": (delivery.escalation_decision_payload(escalation=escalation) or {}).get(
+            "decision"
+        ),
+        "deliveries": delivery.escalation_delivery_summary(escalation=escalation),
         "links": {
             "self": request.build_absolute_uri(
                 reverse("api:escalation_get", args=[escalation.pk])
@@ -173,6 +178,34 @@ def escalation_get(request: HttpRequest, escalation_id: int) -> Any:
         integration=request.auth, escalation_id=escalation_id
     )
     return _escalation_out(request, escalation)
+
+
+@api.get(
+    "/escalations/{escalation_id}/decision",
+    response={200: DecisionEventOut, 202: DecisionEventOut, **ERRORS},
+    url_name="escalation_decision",
+    summary="Wait for the decision",
+)
+async def escalation_decision(
+    request: HttpRequest,
+    escalation_id: int,
+    wait: int = Query(
+        0,
+        ge=0,
+        le=delivery.MAX_WAIT_SECONDS,
+        description="Seconds to wait for the decision (long-poll), 0 to 30.",
+    ),
+) -> Any:
+    """**200** with the decision (`type` "escalation.decided", the same document the
+    webhook delivers) as soon as a reviewer has made the final one, at once if they
+    already have. **202** with `type` "escalation.pending" and `decision` null when it is
+    not made after `wait` seconds: ask again. **409** when no decision will ever come
+    (the case was withdrawn, or resolved autonomously and not sampled for review).
+    An escalation is a re-queue, not a decision: the wait goes on."""
+    answer = await delivery.decision_wait(
+        integration=request.auth, escalation_id=escalation_id, wait=wait
+    )
+    return (200 if answer.decided else 202), answer.payload
 
 
 @api.post(

@@ -158,6 +158,46 @@ class FeedbackOut(Schema):
     created_at: datetime
 
 
+class ActionOut(Schema):
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class DecisionOut(Schema):
+    """A reviewer's final decision, as the agent acts on it."""
+
+    verb: str = Field(description="approve, edit, reject, respond, take_over or reverse.")
+    instruction: str = Field(
+        description="What the agent does now: execute, do_not_execute, send_response, stop or undo."
+    )
+    action: ActionOut | None = Field(
+        description="The action as approved (after edits); for reject / reverse, the action "
+        "not to run / to undo."
+    )
+    draft_response: str = Field(description="The reply as approved (after edits).")
+    response_text: str = Field(description="The reviewer's message (verb respond).")
+    reason: str
+    note: str
+    diff: dict[str, Any] = Field(description="What an edit changed: draft lines and args.")
+    decided_by: str
+    decided_at: datetime
+
+
+class DecisionEventOut(Schema):
+    """The decision for the agent: the webhook body, and GET …/decision's answer."""
+
+    type: Literal["escalation.decided", "escalation.pending"]
+    escalation_id: int
+    external_id: str
+    status: str
+    decision: DecisionOut | None
+
+
+class DeliveriesOut(Schema):
+    count: int
+    last_state: Literal["pending", "delivered", "failed", "disabled"] | None
+
+
 class EscalationOut(Schema):
     id: int
     external_id: str
@@ -179,6 +219,8 @@ class EscalationOut(Schema):
     version: int
     message_count: int
     feedback: FeedbackOut | None
+    decision: DecisionOut | None = Field(description="The final decision, once made.")
+    deliveries: DeliveriesOut = Field(description="Webhook deliveries of the decision.")
     links: LinksOut
 
 
