@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
@@ -45,5 +46,6 @@ def roles_ensure() -> dict[str, Group]:
 
 
 def roles_ensure_on_migrate(sender: Any, **kwargs: Any) -> None:
-    if getattr(sender, "name", None) == "console":
+    # post_migrate is sent once per app; permissions exist for all of them only at the last.
+    if sender.name == list(apps.get_app_configs())[-1].name:
         roles_ensure()
