@@ -25,7 +25,7 @@ from escalations.models import (
     Verb,
     WebhookDelivery,
 )
-from escalations.policy import Condition, CustomerContext, RulePolicy, TaskTypePolicy
+from escalations.policy import Condition, CustomerContext, RulePolicy, TaskTypePolicy, sentiment_of
 
 
 def task_types_active() -> QuerySet[TaskType]:
@@ -318,9 +318,15 @@ def briefing_for_user(*, user: Any, escalation_id: int) -> Briefing:
             )
             .order_by("-created_at")[:10]
         )
+    messages = list(case.messages.order_by("seq"))
+    for message in messages:
+        # A marker on every customer turn: the agent's score when sent, else VADER's.
+        message.display_sentiment = message.sentiment  # type: ignore[attr-defined]
+        if message.sentiment is None and message.role == Message.Role.CUSTOMER:
+            message.display_sentiment = sentiment_of(message.text)  # type: ignore[attr-defined]
     return Briefing(
         case=case,
-        messages=list(case.messages.order_by("seq")),
+        messages=messages,
         decisions=decisions,
         final_decision=next((d for d in decisions if d.final), None),
         deliveries=list(case.deliveries.prefetch_related("attempt_log").order_by("created_at")),
