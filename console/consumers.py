@@ -115,17 +115,16 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
                 await database_sync_to_async(escalation_accept)(
                     escalation_id=case_id, reviewer=self.user, version=version
                 )
-                message = "Accepted: the case is yours."
+                html = rendering.notice("Accepted: the case is yours.", "success")
             else:
                 data = rendering.decision_input(content, version=version)
                 decision = await database_sync_to_async(escalation_decide)(
                     escalation_id=case_id, reviewer=self.user, data=data
                 )
-                message = rendering.decided_message(decision)
+                html = rendering.notice(rendering.decided_message(decision), "success", case_id)
         except BatonError as error:
-            await self.send_html(rendering.error_notice(error))
-            return
-        await self.send_html(rendering.notice(message, level="success", case_id=case_id))
+            html = rendering.error_notice(error)
+        await self.send_html(html)
 
     # --- from the services (channel layer) -----------------------------------------------
 

@@ -80,7 +80,7 @@ def case_accept(request: HttpRequest, escalation_id: int) -> HttpResponse:
         return _after_action(request, escalation_id, rendering.error_notice(error), ok=False)
     messages.success(request, "Accepted: the case is yours.")
     return _after_action(
-        request, escalation_id, rendering.notice("Accepted.", "success", escalation_id), ok=True
+        request, escalation_id, rendering.notice("Accepted.", "success"), ok=True
     )
 
 

@@ -108,7 +108,10 @@
     if (!panel) return false;
     panel.open = true;
     const field = panel.querySelector(focusSelector || "textarea, input:not([type=hidden])");
-    if (field) field.focus();
+    if (field) {
+      field.focus();
+      if (field.setSelectionRange && field.value) field.setSelectionRange(field.value.length, field.value.length);
+    }
     return true;
   }
   function submit(id) {
