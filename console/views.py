@@ -36,7 +36,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     try:
         context = rendering.inbox_context(user=request.user, query=request.GET)
     except BatonError as error:
-        return render(request, "console/error.html", {"error": error}, status=error.status)
+        return render(request, "console/error.html", {"error": error}, status=400)
     template = "console/inbox.html"
     if request.htmx and not request.htmx.boosted:
         template += "#rows"
