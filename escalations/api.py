@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from ninja import NinjaAPI, Query
+from ninja import NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
@@ -205,7 +205,7 @@ async def escalation_decision(
     answer = await delivery.decision_wait(
         integration=request.auth, escalation_id=escalation_id, wait=wait
     )
-    return (200 if answer.decided else 202), answer.payload
+    return Status(200 if answer.decided else 202, answer.payload)
 
 
 @api.post(
