@@ -1,0 +1,263 @@
+"""`manage.py seed_demo`: task types, rules, users and an agent integration for the demo.
+
+Idempotent: what exists already is left as it is (an admin may have edited it), only what
+is missing is created, and each creation is audited. The demo integration's token is
+rotated on every run, because only its hash is stored and the simulator needs a working
+token; it is printed and written to var/demo-agent.token (mode 600).
+
+The demo users have known passwords: never run this against a production database.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from console.roles import ADMIN, REVIEWER, SUPERVISOR, roles_ensure
+from console.services import user_create
+from escalations import services
+from escalations.audit import Actor, audit_record
+from escalations.models import Integration, Level, PolicyRule, Priority, TaskType
+
+DEMO_INTEGRATION = "demo-agent"
+DEMO_PASSWORD = "baton-demo"  # noqa: S105 -- the demo's published password, by design
+DEMO_USERS = [
+    ("reviewer1", REVIEWER),
+    ("reviewer2", REVIEWER),
+    ("supervisor1", SUPERVISOR),
+    ("admin1", ADMIN),
+]
+
+L1, L2, L3 = Level.AUTONOMOUS, Level.DRAFT_REVIEW, Level.FLAG_STOP
+P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4
+
+# slug, name, description, level, autonomy, review, priority, sample rate, skills
+TASK_TYPES: list[tuple[str, str, str, int, float, float, int, float, list[str]]] = [
+    # customer support
+    ("order_status", "Order status", "Where is my order: tracking and delivery dates.",
+     L1, 0.80, 0.60, P4, 0.10, ["support"]),
+    ("refund_request", "Refund request", "A refund for a product or service.",
+     L2, 0.90, 0.70, P3, 0.05, ["refunds"]),
+    ("subscription_cancellation", "Subscription cancellation",
+     "Cancelling a plan; retention offers apply.", L2, 0.90, 0.70, P3, 0.05, ["retention"]),
+    ("account_change", "Account change", "Changes to contact details or account holder.",
+     L2, 0.90, 0.75, P3, 0.05, ["support"]),
+    ("billing_dispute", "Billing dispute", "The customer disputes a charge or a renewal.",
+     L2, 0.90, 0.75, P3, 0.05, ["billing"]),
+    ("pricing_exception", "Pricing exception", "Discounts or terms beyond the agent's authority.",
+     L2, 0.90, 0.75, P2, 0.05, ["sales"]),
+    # finance
+    ("fraud_alert", "Fraud alert", "Suspected unauthorised transactions.",
+     L3, 0.95, 0.85, P2, 0.05, ["fraud"]),
+    ("loan_hardship", "Loan hardship", "Customers who cannot repay: forbearance, plans.",
+     L3, 0.95, 0.85, P2, 0.05, ["lending"]),
+    # healthcare
+    ("insurance_question", "Insurance question", "What a plan covers and what it costs.",
+     L2, 0.85, 0.65, P3, 0.05, ["insurance"]),
+    ("prescription_refill", "Prescription refill", "Repeat prescriptions and re-authorisation.",
+     L2, 0.95, 0.80, P2, 0.05, ["medical"]),
+    ("appointment_booking", "Appointment booking", "Routine appointments and reschedules.",
+     L1, 0.80, 0.60, P4, 0.10, ["scheduling"]),
+    # home services
+    ("boiler_repair", "Boiler repair", "Heating and hot-water faults; engineer visits.",
+     L2, 0.85, 0.65, P2, 0.05, ["home_services"]),
+    ("gas_safety_check", "Gas safety check", "Annual gas safety inspections.",
+     L2, 0.85, 0.65, P3, 0.05, ["home_services"]),
+]  # fmt: skip
+
+RULES: list[dict[str, Any]] = [
+    {
+        "code": "refund_over_500",
+        "name": "Refund over 500",
+        "description": "Refunds above the agent's limit are approved by a person.",
+        "conditions": [{"key": "amount", "op": "gt", "value": 500}],
+        "action_names": ["issue_refund"],
+        "level": L2,
+        "priority": P2,
+        "skill": "refunds",
+    },
+    {
+        "code": "chargeback",
+        "name": "Chargeback threat",
+        "description": "The customer mentions a chargeback or disputing the charge with a bank.",
+        "keywords": ["chargeback", "charge back", "dispute the charge", "reverse the charge"],
+        "level": L2,
+        "priority": P2,
+        "skill": "billing",
+    },
+    {
+        "code": "cancel_subscription",
+        "name": "Cancel subscription",
+        "description": "Cancellations go to retention first.",
+        "keywords": [
+            "cancel subscription",
+            "cancel my subscription",
+            "cancel my plan",
+            "end my contract",
+        ],
+        "level": L2,
+        "skill": "retention",
+    },
+    {
+        "code": "discount_over_20",
+        "name": "Discount over 20%",
+        "description": "Discounts above 20% need sales approval.",
+        "conditions": [{"key": "discount_pct", "op": "gt", "value": 20}],
+        "level": L2,
+        "priority": P2,
+        "skill": "sales",
+        "task_types": ["pricing_exception"],
+    },
+    {
+        "code": "vulnerable_customer",
+        "name": "Vulnerable customer",
+        "description": "Signs of financial or personal vulnerability.",
+        "keywords": ["lost my job", "can't afford", "cannot afford", "bereavement", "passed away"],
+        "level": L2,
+        "priority": P2,
+    },
+]
+
+
+def _task_type_data(task_type: TaskType) -> dict[str, Any]:
+    return {
+        "slug": task_type.slug,
+        "level": task_type.level,
+        "autonomy_threshold": task_type.autonomy_threshold,
+        "review_threshold": task_type.review_threshold,
+        "default_priority": task_type.default_priority,
+        "sample_rate": task_type.sample_rate,
+        "required_skills": task_type.required_skills,
+        "version": task_type.version,
+    }
+
+
+def _rule_data(rule: PolicyRule, task_types: list[str]) -> dict[str, Any]:
+    return {
+        "code": rule.code,
+        "keywords": rule.keywords,
+        "pattern": rule.pattern,
+        "conditions": rule.conditions,
+        "action_names": rule.action_names,
+        "level": rule.level,
+        "priority": rule.priority,
+        "skill": rule.skill,
+        "task_types": task_types,
+        "version": rule.version,
+    }
+
+
+class Command(BaseCommand):
+    help = "Create the demo task types, rules, users and agent integration (idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--token-file",
+            default=None,
+            help="Where to write the demo agent's token (default: var/demo-agent.token).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = Actor.system("seed_demo")
+        roles_ensure()
+        created_types = self._task_types(actor)
+        created_rules = self._rules(actor)
+        created_users = self._users()
+        token = self._integration(actor)
+        token_file = Path(options["token_file"] or settings.VAR_DIR / "demo-agent.token")
+        _write_secret(token_file, token)
+
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: {created_types} task type(s), {created_rules} rule(s), "
+                f"{created_users} user(s) created."
+            )
+        )
+        self.stdout.write(f"Demo logins (password {DEMO_PASSWORD!r} unless you changed it):")
+        for username, role in DEMO_USERS:
+            self.stdout.write(f"  {username:<12} {role}")
+        self.stdout.write(f"Demo agent token ({DEMO_INTEGRATION}): {token}")
+        self.stdout.write(f"  written to {token_file}")
+
+    @transaction.atomic
+    def _task_types(self, actor: Actor) -> int:
+        created = 0
+        for slug, name, description, level, auto, review, priority, rate, skills in TASK_TYPES:
+            if TaskType.objects.filter(slug=slug).exists():
+                continue
+            task_type = TaskType(
+                slug=slug,
+                name=name,
+                description=description,
+                level=level,
+                autonomy_threshold=auto,
+                review_threshold=review,
+                default_priority=priority,
+                sample_rate=rate,
+                required_skills=skills,
+            )
+            task_type.full_clean()
+            task_type.save()
+            audit_record(
+                actor=actor,
+                verb="task_type.created",
+                obj=task_type,
+                data=_task_type_data(task_type),
+            )
+            created += 1
+        return created
+
+    @transaction.atomic
+    def _rules(self, actor: Actor) -> int:
+        created = 0
+        for spec in RULES:
+            if PolicyRule.objects.filter(code=spec["code"]).exists():
+                continue
+            fields = {k: v for k, v in spec.items() if k != "task_types"}
+            rule = PolicyRule(**fields)
+            rule.full_clean()
+            rule.save()
+            slugs = spec.get("task_types", [])
+            rule.task_types.set(TaskType.objects.filter(slug__in=slugs))
+            audit_record(
+                actor=actor, verb="policy_rule.created", obj=rule, data=_rule_data(rule, slugs)
+            )
+            created += 1
+        return created
+
+    def _users(self) -> int:
+        User = get_user_model()
+        created = 0
+        for username, role in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                continue
+            user_create(
+                username=username,
+                role=role,
+                password=DEMO_PASSWORD,
+                email=f"{username}@baton.example",
+                actor=Actor.system("seed_demo"),
+            )
+            created += 1
+        return created
+
+    def _integration(self, actor: Actor) -> str:
+        integration = Integration.objects.filter(name=DEMO_INTEGRATION).first()
+        if integration is None:
+            _, token = services.integration_create(name=DEMO_INTEGRATION, actor=actor)
+            return token
+        return services.integration_rotate_token(integration=integration, actor=actor)
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    os.chmod(path, 0o600)  # the file may have existed with wider permissions
