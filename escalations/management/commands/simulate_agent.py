@@ -135,10 +135,15 @@ class SimulatedAgent:
         while count is None or posted < count:
             self.post_case(posted)
             posted += 1
-            if self.open_cases and self.rng.random() < FOLLOW_UP_SHARE:
-                self.follow_up(self.rng.choice(self.open_cases))
-            if self.open_cases and self.rng.random() < CANCEL_SHARE:
-                self.cancel(self.open_cases.pop(self.rng.randrange(len(self.open_cases))))
+            # Follow-ups and withdrawals concern cases that have waited a while, never the
+            # one just handed over.
+            waiting = self.open_cases[:-1]
+            if waiting and self.rng.random() < FOLLOW_UP_SHARE:
+                self.follow_up(self.rng.choice(waiting))
+            if waiting and self.rng.random() < CANCEL_SHARE:
+                case_id = self.rng.choice(waiting)
+                self.open_cases.remove(case_id)
+                self.cancel(case_id)
             if count is not None and posted >= count:
                 break
             # Jitter the gap so cases do not arrive like a metronome.
