@@ -277,7 +277,7 @@ def policy_evaluate(
             Trigger(
                 "low_confidence",
                 f"confidence {confidence:.0%} is below the autonomy threshold "
-                f"{task_type.autonomy_threshold:.0%}: flagged for review afterwards",
+                f"{task_type.autonomy_threshold:.0%}",
                 level=1,
             )
         )

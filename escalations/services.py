@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -33,7 +34,7 @@ from escalations.schemas import CustomerRecord, HandoffIn, PackageBase, Transcri
 
 # --- Integrations ----------------------------------------------------------------------------
 
-TOKEN_PREFIX = "btn_"
+TOKEN_PREFIX = "btn_"  # noqa: S105  (a prefix, not a secret)
 
 
 def token_hash(token: str) -> str:
@@ -70,7 +71,16 @@ def integration_create(
         webhook_secret=_new_webhook_secret(),
         default_callback_url=callback_url,
     )
-    integration.full_clean()
+    try:
+        integration.full_clean()
+    except ValidationError as error:
+        raise InvalidInput(
+            "The integration is not valid.",
+            errors=[
+                {"field": field, "message": " ".join(messages)}
+                for field, messages in error.message_dict.items()
+            ],
+        ) from None
     integration.save()
     audit_record(
         actor=actor or Actor.system("cli"),

@@ -120,6 +120,8 @@ if CELERY_BROKER_URL == "filesystem://":
     # A real worker over a folder queue: no server to run, and countdowns, ETAs and
     # retries behave exactly as with Redis because the worker itself schedules them.
     _queue_dir = VAR_DIR / "celery-queue"
+    _queue_dir.mkdir(exist_ok=True)
+    (VAR_DIR / "celery-processed").mkdir(exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
