@@ -164,7 +164,7 @@ def escalation_create(request: HttpRequest, package: HandoffIn) -> Any:
     """201 with the new case; 200 when the same package is posted again (idempotent on
     `external_id`); 409 when `external_id` was used for a different package."""
     result = services.escalation_ingest(integration=request.auth, package=package)
-    return (201 if result.created else 200), _escalation_out(request, result.escalation)
+    return Status(201 if result.created else 200, _escalation_out(request, result.escalation))
 
 
 @api.get(
@@ -217,7 +217,7 @@ def escalation_messages(request: HttpRequest, escalation_id: int, body: Messages
     escalation, appended = services.escalation_append_messages(
         integration=request.auth, escalation_id=escalation_id, turns=body.messages
     )
-    return 201, {"escalation": _escalation_out(request, escalation), "appended": appended}
+    return Status(201, {"escalation": _escalation_out(request, escalation), "appended": appended})
 
 
 @api.post(
@@ -245,7 +245,7 @@ def escalation_feedback(request: HttpRequest, escalation_id: int, body: Feedback
         effort=body.effort,
         comment=body.comment,
     )
-    return 201, feedback
+    return Status(201, feedback)
 
 
 @api.get("/task-types", response={200: list[TaskTypeOut], **ERRORS}, summary="Task types")
