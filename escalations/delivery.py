@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from console.events import case_group, publish_case_changed
@@ -495,6 +495,16 @@ def decision_answer(*, integration: Integration, escalation_id: int) -> Decision
     return DecisionAnswer(decided=False, payload=_pending_payload(escalation))
 
 
+def _decision_answer_released(*, integration: Integration, escalation_id: int) -> DecisionAnswer:
+    """One read for a waiter, which then gives its database connection back: a waiter is
+    idle between reads, and hundreds of them must not hold hundreds of connections."""
+    try:
+        return decision_answer(integration=integration, escalation_id=escalation_id)
+    finally:
+        if not connection.in_atomic_block:
+            connection.close()
+
+
 async def decision_wait(
     *, integration: Integration, escalation_id: int, wait: float
 ) -> DecisionAnswer:
@@ -504,7 +514,7 @@ async def decision_wait(
     database every few seconds regardless: the layer may drop a message, the database
     never lies.
     """
-    read = sync_to_async(decision_answer)
+    read = sync_to_async(_decision_answer_released)
     answer = await read(integration=integration, escalation_id=escalation_id)
     wait = min(max(wait, 0.0), MAX_WAIT_SECONDS)
     if answer.decided or wait <= 0:
