@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from django.conf import settings
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
@@ -310,6 +311,10 @@ def _post(claim: DeliveryClaim) -> _Response:
     try:
         if not claim.secret:
             raise ValueError("the integration has no webhook secret; nothing is sent unsigned")
+        allowed = settings.BATON_WEBHOOK_ALLOWED_HOSTS
+        host = httpx.URL(claim.url).host
+        if allowed and host not in allowed:
+            raise ValueError(f"callback host {host!r} is not in BATON_WEBHOOK_ALLOWED_HOSTS")
         timestamp = int(started_at.timestamp())
         headers = {
             "webhook-id": claim.webhook_id,

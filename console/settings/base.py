@@ -187,6 +187,9 @@ BATON_SLA_DEFAULTS = {
     3: {"accept": 30 * 60, "resolve": 4 * 60 * 60},
     4: {"accept": 2 * 60 * 60, "resolve": 24 * 60 * 60},
 }
+# Hosts Baton may deliver decisions to; empty allows any (an agent names its callback URL,
+# so production should list its agents' hosts to keep signed requests off internal ones).
+BATON_WEBHOOK_ALLOWED_HOSTS = env_list("BATON_WEBHOOK_ALLOWED_HOSTS")
 # The window in which a customer's escalations count towards `repeated_failure`.
 BATON_REPEAT_WINDOW_HOURS = int(os.environ.get("BATON_REPEAT_WINDOW_HOURS", "72"))
 BATON_REPEAT_LIMIT = int(os.environ.get("BATON_REPEAT_LIMIT", "3"))

@@ -11,6 +11,8 @@ from .base import DATABASES, VAR_DIR
 
 SECRET_KEY = "baton-test-key"  # noqa: S105
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+# Tests deliver only to receivers they start on this machine, never to example hosts.
+BATON_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost", "::1"]
 # Hashing passwords slowly buys nothing in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tasks run in the test process so a test sees their effect; tests of real delivery

@@ -22,7 +22,8 @@ DROP FUNCTION IF EXISTS baton_audit_append_only();
 
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
+        # No params: the function body holds a literal "%" that is not a placeholder.
+        schema_editor.execute(CREATE, params=None)
 
 
 def backwards(apps, schema_editor):
