@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from console import rendering, viewers
 from console.events import CONSOLE_GROUP, case_group
 from escalations import selectors
-from escalations.decisions import DecisionInput, escalation_accept, escalation_decide
+from escalations.decisions import escalation_accept, escalation_decide
 from escalations.errors import BatonError
 
 DEBOUNCE_SECONDS = 0.15  # coalesce a burst of events into one render per tab
@@ -51,8 +51,9 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(CONSOLE_GROUP, self.channel_name)
-        if getattr(self, "case_id", None) is not None:
-            await self.channel_layer.group_discard(case_group(self.case_id), self.channel_name)
+        case_id = getattr(self, "case_id", None)
+        if case_id is not None:
+            await self.channel_layer.group_discard(case_group(case_id), self.channel_name)
             await database_sync_to_async(viewers.viewer_leave)(channel_name=self.channel_name)
 
     # --- from the browser ---------------------------------------------------------------
@@ -79,9 +80,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             dict(parse_qsl(str(inbox).lstrip("?"))) if isinstance(inbox, str) else None
         )
         case_id = _int(content.get("case"))
-        if case_id != self.case_id:
-            if self.case_id is not None:
-                await self.channel_layer.group_discard(case_group(self.case_id), self.channel_name)
+        previous = self.case_id
+        if case_id != previous:
+            if previous is not None:
+                await self.channel_layer.group_discard(case_group(previous), self.channel_name)
                 await database_sync_to_async(viewers.viewer_leave)(channel_name=self.channel_name)
             self.case_id, self.case_version = case_id, None
             if case_id is not None:

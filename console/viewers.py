@@ -39,13 +39,11 @@ def viewer_heartbeat(*, channel_name: str) -> None:
 
 def viewers_of(*, escalation_id: int, exclude_user_id: int | None = None) -> list[str]:
     """Names of the other people viewing the case, each once."""
-    rows = (
-        CaseViewer.objects.filter(
-            escalation_id=escalation_id, last_seen__gte=timezone.now() - VIEWER_TTL
-        )
-        .exclude(user_id=exclude_user_id)
-        .select_related("user")
-        .order_by("user__username")
+    rows = CaseViewer.objects.filter(
+        escalation_id=escalation_id, last_seen__gte=timezone.now() - VIEWER_TTL
     )
+    if exclude_user_id is not None:
+        rows = rows.exclude(user_id=exclude_user_id)
+    rows = rows.select_related("user").order_by("user__username")
     names = [row.user.get_full_name() or row.user.get_username() for row in rows]
     return list(dict.fromkeys(names))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.models import User
 from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from console import rendering
 from console.health import health_report
@@ -16,6 +18,13 @@ from escalations.decisions import escalation_accept, escalation_decide
 from escalations.errors import BatonError, NotFound
 
 work_queue = permission_required("escalations.work_queue", raise_exception=True)
+
+
+class ConsoleRequest(HttpRequest):
+    """A signed-in request through django-htmx's middleware (for the type checker)."""
+
+    htmx: HtmxDetails
+    user: User
 
 
 class BatonLoginView(LoginView):
@@ -32,7 +41,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 @work_queue
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: ConsoleRequest) -> HttpResponse:
     try:
         context = rendering.inbox_context(user=request.user, query=request.GET)
     except BatonError as error:
@@ -46,7 +55,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 @work_queue
-def case_detail(request: HttpRequest, escalation_id: int) -> HttpResponse:
+def case_detail(request: ConsoleRequest, escalation_id: int) -> HttpResponse:
     try:
         context = rendering.case_context(user=request.user, escalation_id=escalation_id)
     except NotFound as error:
@@ -54,7 +63,7 @@ def case_detail(request: HttpRequest, escalation_id: int) -> HttpResponse:
     return render(request, "console/case.html", context)
 
 
-def _after_action(request: HttpRequest, escalation_id: int, html: str, ok: bool) -> HttpResponse:
+def _after_action(request: ConsoleRequest, escalation_id: int, html: str, ok: bool) -> HttpResponse:
     if request.htmx:
         return HttpResponse(html, status=200 if ok else 409)
     return redirect("case_detail", escalation_id=escalation_id)
@@ -70,7 +79,7 @@ def _version(request: HttpRequest) -> int:
 @require_POST
 @login_required
 @work_queue
-def case_accept(request: HttpRequest, escalation_id: int) -> HttpResponse:
+def case_accept(request: ConsoleRequest, escalation_id: int) -> HttpResponse:
     try:
         escalation_accept(
             escalation_id=escalation_id, reviewer=request.user, version=_version(request)
@@ -79,15 +88,13 @@ def case_accept(request: HttpRequest, escalation_id: int) -> HttpResponse:
         messages.error(request, error.message)
         return _after_action(request, escalation_id, rendering.error_notice(error), ok=False)
     messages.success(request, "Accepted: the case is yours.")
-    return _after_action(
-        request, escalation_id, rendering.notice("Accepted.", "success"), ok=True
-    )
+    return _after_action(request, escalation_id, rendering.notice("Accepted.", "success"), ok=True)
 
 
 @require_POST
 @login_required
 @work_queue
-def case_decide(request: HttpRequest, escalation_id: int) -> HttpResponse:
+def case_decide(request: ConsoleRequest, escalation_id: int) -> HttpResponse:
     data = rendering.decision_input(request.POST, version=_version(request))
     try:
         decision = escalation_decide(escalation_id=escalation_id, reviewer=request.user, data=data)

@@ -31,6 +31,11 @@ from escalations.schemas import (
 )
 
 
+def _agent(request: HttpRequest) -> Integration:
+    """The integration that authenticated this request (ninja sets `request.auth`)."""
+    return request.auth  # type: ignore[attr-defined, no-any-return]
+
+
 class IntegrationToken(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Integration | None:
         return services.integration_authenticate(token=token)
@@ -49,12 +54,23 @@ api = NinjaAPI(
 )
 
 ERRORS: dict[int, Any] = {
-    400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut,
-    409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    422: ErrorOut,
 }
 
 
-def _error(request: HttpRequest, status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> HttpResponse:
+def _error(
+    request: HttpRequest,
+    status: int,
+    code: str,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
+) -> HttpResponse:
     return api.create_response(
         request, {"error": code, "message": message, "errors": errors or []}, status=status
     )
@@ -82,7 +98,10 @@ def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespo
 @api.exception_handler(AuthenticationError)
 def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     response = _error(
-        request, 401, "unauthorized", "A valid integration token is required (Authorization: Bearer …)."
+        request,
+        401,
+        "unauthorized",
+        "A valid integration token is required (Authorization: Bearer …).",
     )
     response["WWW-Authenticate"] = "Bearer"
     return response
@@ -129,9 +148,7 @@ def _escalation_out(request: HttpRequest, escalation: Escalation) -> dict[str, A
         ),
         "deliveries": delivery.escalation_delivery_summary(escalation=escalation),
         "links": {
-            "self": request.build_absolute_uri(
-                reverse("api:escalation_get", args=[escalation.pk])
-            ),
+            "self": request.build_absolute_uri(reverse("api:escalation_get", args=[escalation.pk])),
             "console": request.build_absolute_uri(reverse("case_detail", args=[escalation.pk])),
         },
     }
@@ -140,7 +157,7 @@ def _escalation_out(request: HttpRequest, escalation: Escalation) -> dict[str, A
 @api.post("/evaluate", response={200: EvaluationOut, **ERRORS}, summary="Should I escalate?")
 def evaluate(request: HttpRequest, package: EvaluateIn) -> Any:
     """Judge a package by the policy in force, without storing anything."""
-    evaluation = services.escalation_evaluate(integration=request.auth, package=package)
+    evaluation = services.escalation_evaluate(integration=_agent(request), package=package)
     decision = evaluation.decision
     return {
         "task_type": evaluation.task_type.slug,
@@ -163,7 +180,7 @@ def evaluate(request: HttpRequest, package: EvaluateIn) -> Any:
 def escalation_create(request: HttpRequest, package: HandoffIn) -> Any:
     """201 with the new case; 200 when the same package is posted again (idempotent on
     `external_id`); 409 when `external_id` was used for a different package."""
-    result = services.escalation_ingest(integration=request.auth, package=package)
+    result = services.escalation_ingest(integration=_agent(request), package=package)
     return Status(201 if result.created else 200, _escalation_out(request, result.escalation))
 
 
@@ -175,7 +192,7 @@ def escalation_create(request: HttpRequest, package: HandoffIn) -> Any:
 )
 def escalation_get(request: HttpRequest, escalation_id: int) -> Any:
     escalation = selectors.escalation_for_integration(
-        integration=request.auth, escalation_id=escalation_id
+        integration=_agent(request), escalation_id=escalation_id
     )
     return _escalation_out(request, escalation)
 
@@ -203,7 +220,7 @@ async def escalation_decision(
     (the case was withdrawn, or resolved autonomously and not sampled for review).
     An escalation is a re-queue, not a decision: the wait goes on."""
     answer = await delivery.decision_wait(
-        integration=request.auth, escalation_id=escalation_id, wait=wait
+        integration=_agent(request), escalation_id=escalation_id, wait=wait
     )
     return Status(200 if answer.decided else 202, answer.payload)
 
@@ -215,7 +232,7 @@ async def escalation_decision(
 )
 def escalation_messages(request: HttpRequest, escalation_id: int, body: MessagesIn) -> Any:
     escalation, appended = services.escalation_append_messages(
-        integration=request.auth, escalation_id=escalation_id, turns=body.messages
+        integration=_agent(request), escalation_id=escalation_id, turns=body.messages
     )
     return Status(201, {"escalation": _escalation_out(request, escalation), "appended": appended})
 
@@ -227,7 +244,7 @@ def escalation_messages(request: HttpRequest, escalation_id: int, body: Messages
 )
 def escalation_cancel(request: HttpRequest, escalation_id: int, body: CancelIn) -> Any:
     escalation = services.escalation_cancel(
-        integration=request.auth, escalation_id=escalation_id, reason=body.reason
+        integration=_agent(request), escalation_id=escalation_id, reason=body.reason
     )
     return _escalation_out(request, escalation)
 
@@ -239,7 +256,7 @@ def escalation_cancel(request: HttpRequest, escalation_id: int, body: CancelIn) 
 )
 def escalation_feedback(request: HttpRequest, escalation_id: int, body: FeedbackIn) -> Any:
     feedback = services.escalation_record_feedback(
-        integration=request.auth,
+        integration=_agent(request),
         escalation_id=escalation_id,
         csat=body.csat,
         effort=body.effort,

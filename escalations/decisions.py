@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -87,9 +87,7 @@ def _check_may_work(escalation: Escalation, reviewer: Any) -> None:
 
 
 @transaction.atomic
-def escalation_accept(
-    *, escalation_id: int, reviewer: AbstractBaseUser, version: int
-) -> Escalation:
+def escalation_accept(*, escalation_id: int, reviewer: User, version: int) -> Escalation:
     """Confirm receipt: an offered case, or one taken from the queue, moves to in review."""
     escalation = _lock(escalation_id)
     _check_version(escalation, version)
@@ -231,9 +229,7 @@ def _validate(escalation: Escalation, data: DecisionInput) -> dict[str, Any]:
 
 
 @transaction.atomic
-def escalation_decide(
-    *, escalation_id: int, reviewer: AbstractBaseUser, data: DecisionInput
-) -> Decision:
+def escalation_decide(*, escalation_id: int, reviewer: User, data: DecisionInput) -> Decision:
     """Record a decision; a final one goes back to the agent through the outbox."""
     from escalations.delivery import delivery_enqueue_for_decision
 
@@ -276,7 +272,7 @@ def escalation_decide(
         ]
     else:
         escalation.status = Status.RESOLVED
-        escalation.assignee = escalation.assignee or reviewer  # type: ignore[assignment]
+        escalation.assignee = escalation.assignee or reviewer
         escalation.closed_at = now
         update.append("closed_at")
     escalation.version += 1

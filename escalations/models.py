@@ -387,6 +387,9 @@ class Feedback(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"Feedback on #{self.escalation_id}: csat {self.csat}, effort {self.effort}"
+
 
 class AuditEvent(models.Model):
     """Append-only, hash-chained record of every state change (DESIGN §9)."""
@@ -530,3 +533,6 @@ class DeliveryAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["delivery", "number"], name="attempt_number_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}: {self.status_code or self.error}"
