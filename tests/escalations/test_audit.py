@@ -1,5 +1,4 @@
 """The hash-chained audit trail (DESIGN §9): every change is an event, and tampering shows."""
-# ruff: noqa: S608  (tampering with the audit table in raw SQL is the point here)
 
 from __future__ import annotations
 
