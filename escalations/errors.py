@@ -12,6 +12,11 @@ class BatonError(Exception):
         self.message = message
         self.errors = errors or []
 
+    def describe(self) -> str:
+        """The message with each field's problem, for a terminal or a log line."""
+        details = "; ".join(f"{e['field']}: {e['message']}" for e in self.errors)
+        return f"{self.message} ({details})" if details else self.message
+
 
 class InvalidInput(BatonError):
     status = 422

@@ -119,32 +119,42 @@ _PERSON = (
     r"operator|manager|supervisor|staff(?:\s+member)?|customer\s+service|support\s+team|"
     r"advisor|adviser)"
 )
+# Stricter for "I need …" / "get me …", where "someone" usually means a plumber, not a human.
+_HUMAN = (
+    r"(?:a\s+|an\s+|the\s+|your\s+|real\s+|actual\s+|live\s+)*"
+    r"(?:human(?:\s+being|\s+agent)?|person|representative|operator|manager|supervisor|"
+    r"(?:customer\s+service\s+|support\s+)?agent)"
+)
 _EXPLICIT_PATTERNS = [
     rf"\b(?:talk|speak|chat|get\s+through)\s+(?:to|with)\s+{_PERSON}\b",
     rf"\b(?:connect|transfer|put|pass)\s+me\s+(?:through\s+)?(?:to|with)\s+{_PERSON}\b",
-    rf"\b(?:get|give|find|need|want)\s+(?:me\s+)?{_PERSON}\s+(?:on\s+the\s+(?:line|phone)|please)\b",
-    rf"\b(?:i\s+(?:need|want|demand)|can\s+i\s+(?:get|have)|let\s+me\s+have)\s+{_PERSON}\b",
+    rf"\b(?:get|give|find)\s+me\s+{_HUMAN}\b",
+    rf"\b(?:get|give|find|need|want)\s+{_HUMAN}\s+(?:on\s+the\s+(?:line|phone)|please|now)\b",
+    rf"\b(?:i\s+(?:need|want|demand)|can\s+i\s+(?:get|have)|let\s+me\s+have)\s+{_HUMAN}\b",
     r"\b(?:real|live|actual)\s+(?:human|person|agent)\b",
     r"\bhuman\s+(?:agent|being|please|now)\b",
-    r"\b(?:not|no)\s+(?:a\s+|another\s+)?(?:bot|robot|machine|ai|chatbot)\b",
+    r"\b(?:not|no)\s+(?:a\s+|another\s+)?(?:bot|robot|machine|ai|chatbot)(?=\s*(?:[.!?,;]|$))",
     r"\bstop\s+(?:the\s+)?(?:bot|robot|chatbot)\b",
-    r"\b(?:are\s+you|is\s+this)\s+(?:a\s+)?(?:bot|robot|real\s+person)\b.*\b(?:human|person)\b",
     r"\b(?:escalate\s+(?:this|me|my\s+case)|speak\s+to\s+your\s+superior)\b",
     r"^\s*(?:human|agent|operator|representative)[\s!.]*$",
 ]
 _EXPLICIT = re.compile("|".join(f"(?:{p})" for p in _EXPLICIT_PATTERNS), re.IGNORECASE)
 _NEGATED = re.compile(
     r"\b(?:don'?t|do\s+not|no\s+need\s+to|won'?t|never)\s+(?:need\s+to\s+|want\s+to\s+)?"
-    r"(?:talk|speak|chat|transfer|connect|need|want)\b",
+    r"(?:talk|speak|chat|transfer|connect|need|want|get)\b",
     re.IGNORECASE,
 )
+# A negation only governs a request in its own clause: "I don't want a bot, let me talk to
+# a human" is a request.
+_CLAUSE_BREAK = re.compile(r"[.,;:!?]|\bbut\b|\bjust\b", re.IGNORECASE)
 
 
 def explicit_request_in(text: str) -> str | None:
     """The phrase in which a customer asks for a person, or None."""
     for match in _EXPLICIT.finditer(text):
-        before = text[max(0, match.start() - 40) : match.start() + 12]
-        if _NEGATED.search(before):
+        breaks = list(_CLAUSE_BREAK.finditer(text, 0, match.start()))
+        clause_start = breaks[-1].end() if breaks else 0
+        if _NEGATED.search(text[clause_start : match.start() + 12]):
             continue
         return match.group(0).strip()
     return None

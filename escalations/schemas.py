@@ -6,18 +6,45 @@ agent sees at once, not context that silently never reaches the reviewer.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, HttpUrl, field_validator
+from pydantic import ConfigDict, Field, HttpUrl, UrlConstraints, field_validator, model_validator
 
 Text = str
 DecisionVerb = Literal["approve", "edit", "reject", "respond", "take_over", "escalate"]
 
 
+def _refuse_unstorable(value: Any, where: str = "") -> None:
+    """NUL characters and non-finite numbers cannot be stored (PostgreSQL text and JSON
+    refuse them), so they are refused here, by field, instead of failing at the database."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{where or 'text'} must not contain NUL characters")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'number'} must be a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_unstorable(key, where)
+            _refuse_unstorable(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_unstorable(item, f"{where}[{index}]" if where else f"[{index}]")
+
+
 class Strict(Schema):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def storable(cls, data: Any) -> Any:
+        _refuse_unstorable(data)
+        return data
+
+
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+CallbackUrl = Annotated[HttpUrl, UrlConstraints(max_length=500)]
 
 
 class TranscriptTurn(Strict):
@@ -25,6 +52,17 @@ class TranscriptTurn(Strict):
     text: str = Field(min_length=1, max_length=20_000)
     at: datetime | None = None
     sentiment: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+    @field_validator("at")
+    @classmethod
+    def in_utc(cls, value: datetime | None) -> datetime | None:
+        """Stored in UTC; a time without an offset is taken as UTC."""
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        if not EARLIEST <= value <= LATEST:
+            raise ValueError("must be between 1970 and 2200")
+        return value.astimezone(UTC)
 
 
 class CustomerRecord(Strict):
@@ -81,7 +119,7 @@ class PackageBase(Strict):
     flags: list[str] = Field(default_factory=list, max_length=50)
     options: list[DecisionVerb] = Field(default_factory=list)
     attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-    callback_url: HttpUrl | None = None
+    callback_url: CallbackUrl | None = None
     mode: Literal["sync", "async", "takeover"] = "sync"
     agent_trigger: Literal["agent_requested", "timeout"] | None = Field(
         default=None,

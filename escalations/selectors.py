@@ -87,16 +87,24 @@ def rules_in_force(*, task_type: TaskType) -> list[RulePolicy]:
 
 
 def customer_context(
-    *, integration: Integration, customer_external_id: str | None
+    *,
+    integration: Integration,
+    customer_external_id: str | None,
+    exclude_escalation_id: int | None = None,
 ) -> CustomerContext:
+    """The customer's other escalations in the window (a case never counts itself)."""
     window = settings.BATON_REPEAT_WINDOW_HOURS
     recent = 0
     if customer_external_id:
-        recent = Escalation.objects.filter(
-            integration=integration,
-            customer__external_id=customer_external_id,
-            created_at__gte=timezone.now() - timedelta(hours=window),
-        ).count()
+        recent = (
+            Escalation.objects.filter(
+                integration=integration,
+                customer__external_id=customer_external_id,
+                created_at__gte=timezone.now() - timedelta(hours=window),
+            )
+            .exclude(pk=exclude_escalation_id)
+            .count()
+        )
     return CustomerContext(
         recent_escalations=recent,
         window_hours=window,

@@ -125,8 +125,11 @@ class Evaluation:
     rules: list[RulePolicy]
 
 
-def escalation_evaluate(*, integration: Integration, package: PackageBase) -> Evaluation:
-    """What the policy says of a package, without writing anything."""
+def escalation_evaluate(
+    *, integration: Integration, package: PackageBase, escalation_id: int | None = None
+) -> Evaluation:
+    """What the policy says of a package, without writing anything. `escalation_id` names
+    the stored case being re-judged, so it does not count as its own repeat."""
     task_type = selectors.task_type_by_slug(slug=package.task_type)
     rules = selectors.rules_in_force(task_type=task_type)
     decision = policy_evaluate(
@@ -136,6 +139,7 @@ def escalation_evaluate(*, integration: Integration, package: PackageBase) -> Ev
         customer=selectors.customer_context(
             integration=integration,
             customer_external_id=package.customer.id if package.customer else None,
+            exclude_escalation_id=escalation_id,
         ),
     )
     return Evaluation(task_type=task_type, decision=decision, rules=rules)
@@ -172,16 +176,12 @@ def _sampled(*, integration: Integration, external_id: str, rate: float) -> bool
 def _customer_upsert(*, integration: Integration, record: CustomerRecord | None) -> Customer | None:
     if record is None:
         return None
+    # A package that sends only the customer's id must not wipe what an earlier one told.
+    sent = record.model_fields_set - {"id"}
     customer, _ = Customer.objects.update_or_create(
         integration=integration,
         external_id=record.id,
-        defaults={
-            "name": record.name,
-            "tier": record.tier,
-            "language": record.language,
-            "profile": record.profile,
-            "history": record.history,
-        },
+        defaults={field: getattr(record, field) for field in sent},
     )
     return customer
 
@@ -282,8 +282,13 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
                 closed_at=now if auto else None,
             )
     except IntegrityError:
-        # A concurrent post with the same key won the race: answer as a replay.
-        existing = Escalation.objects.get(integration=integration, external_id=package.external_id)
+        # A concurrent post with the same key won the race: answer as a replay. Any other
+        # integrity error is a bug to surface, not a replay.
+        existing = Escalation.objects.filter(
+            integration=integration, external_id=package.external_id
+        ).first()
+        if existing is None:
+            raise
         return _replay(existing, digest)
 
     Message.objects.bulk_create(
@@ -334,6 +339,64 @@ def _lock_open(*, integration: Integration, escalation_id: int, doing: str) -> E
     return escalation
 
 
+MAX_CASE_TURNS = 5_000  # a handoff package holds 2,000; appends may add as many again and more
+
+
+def _raise_if_more_serious(*, integration: Integration, escalation: Escalation) -> None:
+    """Judge the case again with its whole transcript; raise level, priority and SLA
+    deadlines when the new turns call for it, never lower them."""
+    transcript = [
+        TranscriptTurn.model_construct(role=m.role, text=m.text, at=m.at, sentiment=m.sentiment)
+        for m in escalation.messages.order_by("seq")
+    ]
+    # The stored package was validated on arrival; only the transcript grew.
+    package = HandoffIn.model_validate(escalation.package).model_copy(
+        update={"transcript": transcript}
+    )
+    decision = escalation_evaluate(
+        integration=integration, package=package, escalation_id=escalation.pk
+    ).decision
+    level = max(escalation.level, decision.level)
+    priority = min(escalation.priority, decision.priority)
+    if level == escalation.level and priority == escalation.priority:
+        return
+    known = {(t["code"], t["detail"]) for t in escalation.triggers}
+    new_triggers = [t.as_dict() for t in decision.triggers if (t.code, t.detail) not in known]
+    before = {"level": escalation.level, "priority": escalation.priority}
+    escalation.level, escalation.priority = level, priority
+    escalation.instruction = INSTRUCTIONS[level]
+    escalation.triggers = [*escalation.triggers, *new_triggers]
+    escalation.trigger_codes = Escalation.codes_of(escalation.triggers)
+    accept_due, resolve_due = _sla_dues(priority, escalation.created_at)
+    escalation.sla_accept_due = min(filter(None, [escalation.sla_accept_due, accept_due]))
+    escalation.sla_resolve_due = min(filter(None, [escalation.sla_resolve_due, resolve_due]))
+    escalation.version += 1
+    escalation.save(
+        update_fields=[
+            "level",
+            "priority",
+            "instruction",
+            "triggers",
+            "trigger_codes",
+            "sla_accept_due",
+            "sla_resolve_due",
+            "version",
+            "updated_at",
+        ]
+    )
+    audit_record(
+        actor=Actor.system("policy"),
+        verb="escalation.raised",
+        escalation=escalation,
+        obj=escalation,
+        data={
+            "before": before,
+            "after": {"level": level, "priority": priority},
+            "triggers": new_triggers,
+        },
+    )
+
+
 @transaction.atomic
 def escalation_append_messages(
     *, integration: Integration, escalation_id: int, turns: list[TranscriptTurn]
@@ -343,6 +406,11 @@ def escalation_append_messages(
         integration=integration, escalation_id=escalation_id, doing="add messages"
     )
     last_seq = escalation.messages.aggregate(last=Max("seq"))["last"] or 0
+    if last_seq + len(turns) > MAX_CASE_TURNS:
+        raise Conflict(
+            f"Escalation {escalation.pk} already holds {last_seq} turns; a case keeps at most "
+            f"{MAX_CASE_TURNS}. Hand over a new case with a summary instead."
+        )
     Message.objects.bulk_create(
         _messages(escalation, turns, first_seq=last_seq + 1, source=Message.Source.APPENDED)
     )
@@ -354,46 +422,7 @@ def escalation_append_messages(
         obj=escalation,
         data={"count": len(turns), "first_seq": last_seq + 1},
     )
-
-    transcript = [
-        TranscriptTurn(role=m.role, text=m.text, at=m.at, sentiment=m.sentiment)  # type: ignore[arg-type]
-        for m in escalation.messages.order_by("seq")
-    ]
-    package = HandoffIn.model_validate({**escalation.package, "transcript": transcript})
-    decision = escalation_evaluate(integration=integration, package=package).decision
-    known = {(t["code"], t["detail"]) for t in escalation.triggers}
-    new_triggers = [t.as_dict() for t in decision.triggers if (t.code, t.detail) not in known]
-    level = max(escalation.level, decision.level)
-    priority = min(escalation.priority, decision.priority)
-    if level != escalation.level or priority != escalation.priority:
-        before = {"level": escalation.level, "priority": escalation.priority}
-        escalation.level, escalation.priority = level, priority
-        escalation.instruction = INSTRUCTIONS[level]
-        escalation.triggers = [*escalation.triggers, *new_triggers]
-        escalation.trigger_codes = Escalation.codes_of(escalation.triggers)
-        escalation.version += 1
-        escalation.save(
-            update_fields=[
-                "level",
-                "priority",
-                "instruction",
-                "triggers",
-                "trigger_codes",
-                "version",
-                "updated_at",
-            ]
-        )
-        audit_record(
-            actor=Actor.system("policy"),
-            verb="escalation.raised",
-            escalation=escalation,
-            obj=escalation,
-            data={
-                "before": before,
-                "after": {"level": level, "priority": priority},
-                "triggers": new_triggers,
-            },
-        )
+    _raise_if_more_serious(integration=integration, escalation=escalation)
     publish_case_changed(escalation_id=escalation.pk, change="messages", actor=actor.label)
     return escalation, len(turns)
 

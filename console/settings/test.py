@@ -15,6 +15,9 @@ ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 BATON_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost", "::1"]
 # Hashing passwords slowly buys nothing in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Consumers are tested on the in-process layer, one event loop per test; the tests that
+# are about Redis (marked `redis`) switch to channels-redis themselves.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # Tasks run in the test process so a test sees their effect; tests of real delivery
 # drive the worker code directly.
 CELERY_TASK_ALWAYS_EAGER = True

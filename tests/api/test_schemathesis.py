@@ -7,18 +7,17 @@ inside the test's transaction, so the database is the test database and is rolle
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 from django.test import Client
-from hypothesis import HealthCheck, assume, settings
+from hypothesis import HealthCheck, settings
 from pydantic import TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
 from schemathesis.checks import not_a_server_error
 
 from escalations.models import TaskType
@@ -68,43 +67,6 @@ def api_schema(db: None, task_types: dict[str, TaskType]) -> schemathesis.BaseSc
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-def known_bug(body: Any) -> bool:
-    """Inputs that reach a known 500 (see the strict xfails in test_api.py)."""
-    on_postgres = connection.vendor == "postgresql"
-    if on_postgres and has_nul(body):
-        return True  # PostgreSQL refuses NUL in text and jsonb
-    turns = []
-    if isinstance(body, dict):
-        for key in ("transcript", "messages"):
-            if isinstance(body.get(key), list):
-                turns += [t for t in body[key] if isinstance(t, dict)]
-    for turn in turns:
-        try:
-            at = AT.validate_python(turn.get("at"))
-        except PydanticValidationError:
-            continue  # refused with a 422 anyway
-        if at is None or at.tzinfo is None:
-            continue
-        offset = at.utcoffset()
-        if on_postgres and offset is not None and abs(offset) >= timedelta(hours=16):
-            return True  # beyond PostgreSQL's time zone displacement
-        try:
-            at.astimezone(UTC)
-        except OverflowError:
-            return True  # its UTC value is outside years 1..9999
-    return False
-
-
-def has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(v) for v in value)
-    return False
-
-
 @schema.parametrize()
 @settings(
     max_examples=30,
@@ -113,9 +75,6 @@ def has_nul(value: Any) -> bool:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_no_server_error_anywhere(case: Any, token: str, seeded_cases: list[int]) -> None:
-    # Known 500s, reported and pinned by strict xfails in tests/escalations/test_api.py;
-    # drop this line when those pass.
-    assume(not known_bug(case.body))
     if "escalation_id" in (case.path_parameters or {}):
         generated = case.path_parameters["escalation_id"]
         # Half the ids name a real case of this integration, the rest whatever was generated.

@@ -90,9 +90,7 @@ async def test_watching_the_inbox_renders_it_and_new_cases_arrive_live(superviso
         await comm.disconnect()
 
 
-async def test_a_reviewer_asking_for_all_gets_only_their_own_cases(
-    reviewer, reviewer2, make_case
-):
+async def test_a_reviewer_asking_for_all_gets_only_their_own_cases(reviewer, reviewer2, make_case):
     held = await database_sync_to_async(make_case)()
     await database_sync_to_async(escalation_accept)(
         escalation_id=held.pk, reviewer=reviewer2, version=held.version
@@ -169,6 +167,8 @@ async def test_viewers_and_appended_messages_show_live(reviewer, supervisor, mak
         frame = await receive_until(ann, "Any news &lt;b&gt;yet&lt;/b&gt;?")
         assert "new while waiting" in frame
         await sue.disconnect()
-        await receive_until(ann, '<div id="viewers" class="viewers" hx-swap-oob="true" aria-live="polite"></div>')
+        await receive_until(
+            ann, '<div id="viewers" class="viewers" hx-swap-oob="true" aria-live="polite"></div>'
+        )
     finally:
         await ann.disconnect()

@@ -52,7 +52,9 @@ def test_queue_lists_cases_by_priority_then_deadline(reviewer, make_case):
     assert body.index(f'id="case-row-{urgent.pk}"') < body.index(f'id="case-row-{low.pk}"')
 
 
-def test_mine_shows_only_my_cases_and_all_is_for_supervisors(reviewer, reviewer2, supervisor, make_case):
+def test_mine_shows_only_my_cases_and_all_is_for_supervisors(
+    reviewer, reviewer2, supervisor, make_case
+):
     mine, other = make_case(), make_case()
     escalation_accept(escalation_id=mine.pk, reviewer=reviewer, version=mine.version)
     escalation_accept(escalation_id=other.pk, reviewer=reviewer2, version=other.version)
@@ -130,8 +132,14 @@ def test_briefing_shows_the_whole_package_escaped(reviewer, make_case):
         assert raw not in body
     for escaped in ["&lt;script&gt;alert(1)", "&lt;img src=x onerror=alert(2)&gt;", "&lt;iframe"]:
         assert escaped in body
-    for text in ["Refund fits policy", "voucher", "Check the courier", "verify_identity",
-                 "timeout on courier API", "Refunds need a person"]:
+    for text in [
+        "Refund fits policy",
+        "voucher",
+        "Check the courier",
+        "verify_identity",
+        "timeout on courier API",
+        "Refunds need a person",
+    ]:
         assert text in body
 
 

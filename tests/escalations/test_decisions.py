@@ -98,7 +98,9 @@ def test_escalate_puts_the_case_back_in_the_queue_with_the_skill(make_case, revi
     case.refresh_from_db()
     with pytest.raises(InvalidInput):
         decide(case, reviewer, "escalate", escalate_to_skill="legal")  # no note
-    decision = decide(case, reviewer, "escalate", escalate_to_skill="legal", note="Threatens court.")
+    decision = decide(
+        case, reviewer, "escalate", escalate_to_skill="legal", note="Threatens court."
+    )
     case.refresh_from_db()
     assert not decision.final
     assert case.status == Status.QUEUED and case.assignee is None

@@ -28,6 +28,9 @@ from tests.conftest import load_fixture
 
 # --- Building blocks --------------------------------------------------------------------------
 
+# Baton refuses NUL characters at the door (PostgreSQL cannot store them).
+STORABLE = st.characters(exclude_characters="\x00")
+
 
 def task_type(**changes: Any) -> TaskTypePolicy:
     values: dict[str, Any] = {
@@ -214,12 +217,6 @@ def test_explicit_request_counts_only_the_customers_words() -> None:
     assert "explicit_request" not in codes(evaluate(package))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: the negation window (40 chars before the match) swallows a real request when "
-    'an earlier clause says "don\'t want"/"never want"/"no need to".',
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -232,11 +229,6 @@ def test_explicit_request_after_an_unrelated_negation(text: str) -> None:
     assert explicit_request_in(text) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="QUESTIONABLE: 'I need someone' and 'not a robot …' are read as asking for a person.",
-)
 @pytest.mark.parametrize(
     "text", ["I need someone to fix my boiler", "It is not a robot vacuum, it is a blender"]
 )
@@ -590,7 +582,7 @@ def packages(draw: Any, extra_customer_turns: tuple[str, ...] = ()) -> HandoffIn
         position = draw(st.integers(0, len(transcript)))
         transcript.insert(position, {"role": "customer", "text": text})
     data = {
-        "external_id": draw(st.text(min_size=1, max_size=20)),
+        "external_id": draw(st.text(alphabet=STORABLE, min_size=1, max_size=20)),
         "task_type": "t",
         "summary": draw(filler),
         "reason": draw(filler),
@@ -601,7 +593,11 @@ def packages(draw: Any, extra_customer_turns: tuple[str, ...] = ()) -> HandoffIn
         "attributes": draw(
             st.dictionaries(
                 st.sampled_from(["amount", "channel", "seats"]),
-                st.one_of(st.integers(-10, 5000), st.floats(0, 5000), st.text(max_size=5)),
+                st.one_of(
+                    st.integers(-10, 5000),
+                    st.floats(0, 5000),
+                    st.text(alphabet=STORABLE, max_size=5),
+                ),
             )
         ),
         "process_state": {"attempts": draw(st.integers(0, 6))},
@@ -632,7 +628,9 @@ conditions = st.builds(
     Condition,
     key=st.sampled_from(["amount", "channel", "seats"]),
     op=st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains"]),
-    value=st.one_of(st.integers(0, 5000), st.text(max_size=3), st.lists(st.integers(0, 9))),
+    value=st.one_of(
+        st.integers(0, 5000), st.text(alphabet=STORABLE, max_size=3), st.lists(st.integers(0, 9))
+    ),
 )
 rules = st.builds(
     RulePolicy,

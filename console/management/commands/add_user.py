@@ -29,7 +29,7 @@ class Command(BaseCommand):
                 email=options["email"],
             )
         except BatonError as exc:
-            raise CommandError(exc.message) from exc
+            raise CommandError(exc.describe()) from exc
         self.stdout.write(self.style.SUCCESS(f"Created {options['role']} {user.username!r}."))
         self.stdout.write(f"  login:    {user.username}")
         self.stdout.write(f"  password: {password}")

@@ -24,7 +24,7 @@ class Command(BaseCommand):
                 name=options["name"], callback_url=options["callback_url"]
             )
         except BatonError as exc:
-            raise CommandError(exc.message) from exc
+            raise CommandError(exc.describe()) from exc
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         self.stdout.write(self.style.SUCCESS(f"Created integration {integration.name!r}."))
