@@ -168,3 +168,17 @@ def test_decisions_are_audited_in_the_chain(make_case, reviewer):
     event = AuditEvent.objects.get(escalation=case, verb="escalation.reject")
     assert event.actor_label == "ann" and event.data["reason"] == "Outside policy."
     assert audit_verify()[1] is None
+
+
+def test_a_callback_host_outside_the_allow_list_gets_nothing(make_case, reviewer, settings):
+    from escalations.delivery import delivery_attempt
+    from escalations.models import DeliveryAttempt
+
+    settings.BATON_WEBHOOK_ALLOWED_HOSTS = ["hooks.agent.test"]
+    case = make_case(callback_url="https://169.254.169.254/latest/meta-data")
+    decide(case, reviewer, "approve")
+    delivery = WebhookDelivery.objects.get(escalation=case)
+    delivery_attempt(delivery_id=delivery.pk)
+    attempt = DeliveryAttempt.objects.get(delivery=delivery)
+    assert attempt.status_code is None
+    assert "not in BATON_WEBHOOK_ALLOWED_HOSTS" in attempt.error
