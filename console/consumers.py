@@ -50,6 +50,9 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        pending = getattr(self, "pending", None)
+        if pending is not None and not pending.done():
+            pending.cancel()
         await self.channel_layer.group_discard(CONSOLE_GROUP, self.channel_name)
         case_id = getattr(self, "case_id", None)
         if case_id is not None:
@@ -98,10 +101,11 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
                     await database_sync_to_async(viewers.viewer_watch)(
                         user=self.user, escalation_id=case_id, channel_name=self.channel_name
                     )
-        # Resync: whatever the tab shows is rendered afresh from the database.
+        # Resync: whatever the tab shows is rendered afresh from the database, except the
+        # decision panel when the tab already shows the current version of it.
         self.dirty_inbox = self.inbox_query is not None
         self.dirty_case = self.case_id is not None
-        self.case_version = None
+        self.case_version = _int(content.get("version")) if self.case_id is not None else None
         await self.flush()
 
     def _may_see(self, case_id: int) -> bool:

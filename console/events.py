@@ -27,9 +27,11 @@ def _send(groups: list[str], message: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(group, message)
 
 
-def publish_case_changed(*, escalation_id: int, change: str, actor: str = "") -> None:
-    """Tell every console and every waiter on this case, once the transaction commits."""
+def publish_case_changed(
+    *, escalation_id: int, change: str, actor: str = "", inboxes: bool = True
+) -> None:
+    """Tell every waiter on this case, and every console's inbox unless the change cannot
+    show there (who is viewing), once the transaction commits."""
     message = {"type": "case.changed", "id": escalation_id, "change": change, "actor": actor}
-    transaction.on_commit(
-        lambda: _send([CONSOLE_GROUP, case_group(escalation_id)], message), robust=True
-    )
+    groups = [CONSOLE_GROUP, case_group(escalation_id)] if inboxes else [case_group(escalation_id)]
+    transaction.on_commit(lambda: _send(groups, message), robust=True)

@@ -21,7 +21,7 @@ def viewer_watch(*, user: Any, escalation_id: int, channel_name: str) -> None:
         channel_name=channel_name,
         defaults={"user": user, "escalation_id": escalation_id, "last_seen": timezone.now()},
     )
-    publish_case_changed(escalation_id=escalation_id, change="viewers")
+    publish_case_changed(escalation_id=escalation_id, change="viewers", inboxes=False)
 
 
 @transaction.atomic
@@ -30,7 +30,7 @@ def viewer_leave(*, channel_name: str) -> None:
     if viewer is None:
         return
     viewer.delete()
-    publish_case_changed(escalation_id=viewer.escalation_id, change="viewers")
+    publish_case_changed(escalation_id=viewer.escalation_id, change="viewers", inboxes=False)
 
 
 def viewer_heartbeat(*, channel_name: str) -> None:

@@ -287,7 +287,9 @@ def delivery_claim(*, delivery_id: int) -> DeliveryClaim | None:
             delivery.last_error = "The endpoint answered 410 Gone to another delivery; not sent."
             delivery.save(update_fields=["state", "next_attempt_at", "last_error"])
             _audit_outcome(delivery, verb="delivery.disabled", reason="endpoint disabled")
-            publish_case_changed(escalation_id=delivery.escalation_id, change="delivery")
+            publish_case_changed(
+                escalation_id=delivery.escalation_id, change="delivery", inboxes=False
+            )
             return None
         delivery.attempts += 1
         delivery.next_attempt_at = now + LEASE
@@ -424,7 +426,7 @@ def _record(claim: DeliveryClaim, response: _Response) -> DeliveryOutcome:
         )
         if outcome is not None:
             _audit_outcome(delivery, verb=outcome)
-        publish_case_changed(escalation_id=delivery.escalation_id, change="delivery")
+        publish_case_changed(escalation_id=delivery.escalation_id, change="delivery", inboxes=False)
     return DeliveryOutcome(
         state=delivery.state,
         attempt=claim.number,

@@ -335,7 +335,7 @@ def briefing_for_user(*, user: Any, escalation_id: int) -> Briefing:
         decisions=decisions,
         final_decision=next((d for d in decisions if d.final), None),
         deliveries=list(case.deliveries.prefetch_related("attempt_log").order_by("created_at")),
-        timeline=list(case.audit_events.order_by("seq")),
+        timeline=list(case.audit_events.select_related("user").order_by("seq")),
         previous_cases=previous,
         can_accept=case.status in (Status.QUEUED, Status.ASSIGNED)
         and case.assignee_id in (None, user.pk),

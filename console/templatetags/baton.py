@@ -23,3 +23,9 @@ def trigger_label(code: str) -> str:
 @register.filter
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
+
+
+@register.filter
+def words(slug: str) -> str:
+    """`gas_leak` → `gas leak`."""
+    return str(slug).replace("_", " ")

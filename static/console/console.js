@@ -6,11 +6,18 @@
   let socket = null;
 
   // --- live socket -------------------------------------------------------------------
+  function shownVersion() {
+    const actions = document.getElementById("case-actions");
+    return actions ? Number(actions.dataset.version) : null;
+  }
   function watchMessage() {
     return JSON.stringify({
       action: "watch",
       inbox: page === "inbox" ? (body.dataset.inboxQuery || "") : null,
       case: page === "case" ? Number(body.dataset.case) : null,
+      // The decision panel's version: unchanged, the server leaves it (and what the
+      // reviewer is typing there) alone on a reconnect.
+      version: shownVersion(),
     });
   }
   function setLive(text, ok) {
@@ -79,10 +86,12 @@
   // --- keyboard ---------------------------------------------------------------------------
   let selectedCase = sessionStorage.getItem("baton.selected");
   function rows() { return Array.from(document.querySelectorAll("#inbox-rows tr.row")); }
+  // The selection lives in aria-selected (styled by CSS): htmx's settle step restores the
+  // class attribute of swapped rows, so a class would be lost on every live update.
   function select(row) {
-    rows().forEach(function (r) { r.classList.remove("selected"); r.removeAttribute("aria-selected"); });
+    rows().forEach(function (r) { r.removeAttribute("aria-selected"); });
     if (!row) return;
-    row.classList.add("selected"); row.setAttribute("aria-selected", "true");
+    row.setAttribute("aria-selected", "true");
     row.scrollIntoView({ block: "nearest" });
     selectedCase = row.dataset.case; sessionStorage.setItem("baton.selected", selectedCase);
   }
@@ -94,6 +103,7 @@
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
     if (evt.detail.target && evt.detail.target.id === "inbox-list") restoreSelection();
   });
+  document.addEventListener("htmx:afterSettle", function () { if (page === "inbox") restoreSelection(); });
   document.addEventListener("click", function (evt) {
     const row = evt.target.closest && evt.target.closest("#inbox-rows tr.row");
     if (row && !evt.target.closest("a")) location.href = row.dataset.url;
@@ -140,7 +150,7 @@
     if (key === "?") { const d = document.getElementById("help"); if (d && !d.open) d.showModal(); evt.preventDefault(); return; }
     if (page === "inbox") {
       const all = rows();
-      const i = all.findIndex(function (r) { return r.classList.contains("selected"); });
+      const i = all.findIndex(function (r) { return r.getAttribute("aria-selected") === "true"; });
       if (key === "j") { select(all[Math.min(all.length - 1, i + 1)]); evt.preventDefault(); }
       else if (key === "k") { select(all[Math.max(0, i - 1)]); evt.preventDefault(); }
       else if (key === "Enter" && i >= 0) { location.href = all[i].dataset.url; evt.preventDefault(); }

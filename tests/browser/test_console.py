@@ -30,7 +30,6 @@ pytestmark = [
 
 SignIn = Callable[..., Page]
 Ingest = Callable[..., Escalation]
-SELECTED = re.compile(r"\bselected\b")
 
 
 def status_of(page: Page) -> Locator:
@@ -74,11 +73,11 @@ def test_a_case_worked_with_the_keyboard_alone(
     rows = desk.locator("#inbox-rows tr.row")
     expect(rows).to_have_count(2)
     keys.press("k")  # the first row, whatever a live update did to the selection
-    expect(rows.nth(0)).to_have_class(SELECTED)
+    expect(rows.nth(0)).to_have_attribute("aria-selected", "true")
     keys.press("j")
-    expect(rows.nth(1)).to_have_class(SELECTED)
+    expect(rows.nth(1)).to_have_attribute("aria-selected", "true")
     keys.press("k")
-    expect(rows.nth(0)).to_have_class(SELECTED)
+    expect(rows.nth(0)).to_have_attribute("aria-selected", "true")
     keys.press("j")
     keys.press("Enter")
     desk.wait_for_url(f"**/cases/{second.pk}/")
@@ -120,34 +119,22 @@ def test_a_case_worked_with_the_keyboard_alone(
     desk.wait_for_url("**/?view=queue")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="console bug: htmx settles the rows' class attribute after console.js has "
-    "restored the selection, so every live update of the inbox drops it",
-)
 def test_the_selection_survives_live_updates(
     sign_in: SignIn, reviewer: User, ingest: Ingest
 ) -> None:
     _, second = ingest(), ingest()
     desk = sign_in(reviewer, "/?view=queue")
     rows = desk.locator("#inbox-rows tr.row")
-    expect(rows.nth(0)).to_have_class(SELECTED, timeout=1000)  # after the resync
+    expect(rows.nth(0)).to_have_attribute("aria-selected", "true", timeout=1000)  # after the resync
     desk.keyboard.press("j")
-    expect(rows.nth(1)).to_have_class(SELECTED)
+    expect(rows.nth(1)).to_have_attribute("aria-selected", "true")
     ingest(summary="Another case arrives while the reviewer reads the queue.")
     expect(rows).to_have_count(3)
-    expect(rows.nth(1)).to_have_class(SELECTED, timeout=1000)
+    expect(rows.nth(1)).to_have_attribute("aria-selected", "true", timeout=1000)
     desk.keyboard.press("Enter")
     desk.wait_for_url(f"**/cases/{second.pk}/", timeout=1000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="console bug: a reconnecting tab sends no version in `watch`, so the server "
-    "renders the decision panel afresh and what the reviewer typed is gone",
-)
 def test_a_reconnect_keeps_what_the_reviewer_is_typing(
     sign_in: SignIn, reviewer: User, ingest: Ingest
 ) -> None:
