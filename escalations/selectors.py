@@ -96,15 +96,14 @@ def customer_context(
     window = settings.BATON_REPEAT_WINDOW_HOURS
     recent = 0
     if customer_external_id:
-        recent = (
-            Escalation.objects.filter(
-                integration=integration,
-                customer__external_id=customer_external_id,
-                created_at__gte=timezone.now() - timedelta(hours=window),
-            )
-            .exclude(pk=exclude_escalation_id)
-            .count()
+        others = Escalation.objects.filter(
+            integration=integration,
+            customer__external_id=customer_external_id,
+            created_at__gte=timezone.now() - timedelta(hours=window),
         )
+        if exclude_escalation_id is not None:
+            others = others.exclude(pk=exclude_escalation_id)
+        recent = others.count()
     return CustomerContext(
         recent_escalations=recent,
         window_hours=window,

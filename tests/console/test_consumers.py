@@ -48,7 +48,7 @@ async def receive_until(comm: WebsocketCommunicator, needle: str, timeout: float
             raise AssertionError(f"{needle!r} never came; got {seen!r}")
         try:
             frame = await comm.receive_from(timeout=left)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         seen.append(frame[:300])
         if needle in frame:
