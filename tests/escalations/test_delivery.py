@@ -398,7 +398,7 @@ def test_retries_follow_the_backoff_schedule_then_give_up(
     monkeypatch.setattr(
         delivery_module,
         "publish_case_changed",
-        lambda *, escalation_id, change, actor="": published.append(change),
+        lambda *, escalation_id, change, actor="", inboxes=True: published.append(change),
     )
     case = make_case(integration, callback_url=receiver.url)
     with django_capture_on_commit_callbacks(execute=False):
