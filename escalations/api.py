@@ -29,6 +29,7 @@ from escalations.schemas import (
     MessagesOut,
     TaskTypeOut,
 )
+from routing.assignment import describe as routing_handoff
 
 
 def _agent(request: HttpRequest) -> Integration:
@@ -142,6 +143,7 @@ def _escalation_out(request: HttpRequest, escalation: Escalation) -> dict[str, A
         "closed_at": escalation.closed_at,
         "version": escalation.version,
         "message_count": escalation.messages.count(),
+        "handoff": routing_handoff(escalation),
         "feedback": feedback,
         "decision": (delivery.escalation_decision_payload(escalation=escalation) or {}).get(
             "decision"

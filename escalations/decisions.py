@@ -25,6 +25,7 @@ from escalations.models import (
     Status,
     Verb,
 )
+from routing.assignment import CapacityFull, lock_capacity
 
 FINAL_VERBS = {Verb.APPROVE, Verb.EDIT, Verb.REJECT, Verb.RESPOND, Verb.TAKE_OVER}
 POST_HOC_VERBS = {Verb.APPROVE, Verb.REVERSE}
@@ -94,6 +95,11 @@ def escalation_accept(*, escalation_id: int, reviewer: User, version: int) -> Es
     _check_may_work(escalation, reviewer)
     if escalation.status not in (Status.QUEUED, Status.ASSIGNED):
         raise Conflict(f"The case is {escalation.get_status_display().lower()}; nothing to accept.")
+    if escalation.assignee_id != reviewer.pk:  # taking it from the queue adds to their load
+        try:
+            lock_capacity(reviewer)
+        except CapacityFull as full:
+            raise Conflict(f"{full} Finish one before taking another.") from None
     before = escalation.status
     now = timezone.now()
     escalation.assignee = reviewer  # type: ignore[assignment]
@@ -232,6 +238,7 @@ def _validate(escalation: Escalation, data: DecisionInput) -> dict[str, Any]:
 def escalation_decide(*, escalation_id: int, reviewer: User, data: DecisionInput) -> Decision:
     """Record a decision; a final one goes back to the agent through the outbox."""
     from escalations.delivery import delivery_enqueue_for_decision
+    from routing.tasks import assign_queued
 
     escalation = _lock(escalation_id)
     _check_version(escalation, data.version)
@@ -296,6 +303,8 @@ def escalation_decide(*, escalation_id: int, reviewer: User, data: DecisionInput
     )
     if decision.final:
         delivery_enqueue_for_decision(decision=decision)
+    # The reviewer has room again (or the case is back in the queue): offer what waits.
+    transaction.on_commit(lambda: assign_queued.delay(), robust=True)
     publish_case_changed(
         escalation_id=escalation.pk, change=f"decided:{verb.value}", actor=reviewer.get_username()
     )

@@ -277,6 +277,22 @@ class Escalation(models.Model):
     reviewed_at = models.DateTimeField(
         null=True, blank=True, help_text="When a sampled L1 case was reviewed after the fact."
     )
+    language = models.CharField(max_length=16, blank=True, help_text="The customer's language.")
+    handoff_method = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("warm", "Warm"), ("queued", "Queued"), ("callback", "Callback")],
+    )
+    handoff_eta = models.DateTimeField(
+        null=True, blank=True, help_text="When a person is expected to take the case."
+    )
+    queue_position = models.PositiveIntegerField(null=True, blank=True)
+    offer_count = models.PositiveSmallIntegerField(default=0)
+    declined_by = models.JSONField(
+        default=list, blank=True, help_text="Reviewers whose offer timed out, not offered again."
+    )
+    sla_warned_at = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
     escalation_count = models.PositiveSmallIntegerField(
         default=0, help_text="Times a reviewer re-escalated the case."
     )
@@ -310,6 +326,7 @@ class Escalation(models.Model):
             models.Index(fields=["customer", "created_at"], name="esc_customer_recent"),
             models.Index(fields=["task_type", "created_at"], name="esc_tasktype_recent"),
             models.Index(fields=["assignee", "status"], name="esc_assignee"),
+            models.Index(fields=["status", "offered_at"], name="esc_offered"),
         ]
         permissions = [
             ("work_queue", "Can work the review queue"),

@@ -189,6 +189,16 @@ class SlaOut(Schema):
     resolve_due: datetime | None
 
 
+class HandoffOut(Schema):
+    method: Literal["warm", "queued", "callback"] | None = Field(
+        description="warm: a person has it now; queued: people on shift are busy; callback: "
+        "nobody with the skills is on shift before the SLA, a person calls back at `eta`."
+    )
+    eta: datetime | None = Field(description="When a person is expected to take the case.")
+    queue_position: int | None
+    assignee: str | None = Field(description="Who holds the case now, by name.")
+
+
 class FeedbackOut(Schema):
     csat: int | None
     effort: int | None
@@ -256,6 +266,7 @@ class EscalationOut(Schema):
     closed_at: datetime | None
     version: int
     message_count: int
+    handoff: HandoffOut
     feedback: FeedbackOut | None
     decision: DecisionOut | None = Field(description="The final decision, once made.")
     deliveries: DeliveriesOut = Field(description="Webhook deliveries of the decision.")

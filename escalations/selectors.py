@@ -115,7 +115,7 @@ def customer_context(
 def escalation_for_integration(*, integration: Integration, escalation_id: int) -> Escalation:
     """An integration's own case; another's is as good as missing (no existence leak)."""
     escalation = (
-        Escalation.objects.select_related("task_type", "customer", "feedback")
+        Escalation.objects.select_related("task_type", "customer", "feedback", "assignee")
         .filter(pk=escalation_id, integration=integration)
         .first()
     )

@@ -6,10 +6,7 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -31,6 +28,8 @@ from escalations.models import (
 )
 from escalations.policy import INSTRUCTIONS, PolicyDecision, RulePolicy, policy_evaluate
 from escalations.schemas import CustomerRecord, HandoffIn, PackageBase, TranscriptTurn
+from routing.assignment import handoff_record
+from routing.sla import sla_dues
 
 # --- Integrations ----------------------------------------------------------------------------
 
@@ -203,13 +202,6 @@ def _messages(
     ]
 
 
-def _sla_dues(priority: int, start: Any) -> tuple[Any, Any]:
-    targets = settings.BATON_SLA_DEFAULTS[priority]
-    return start + timedelta(seconds=targets["accept"]), start + timedelta(
-        seconds=targets["resolve"]
-    )
-
-
 @transaction.atomic
 def escalation_ingest(*, integration: Integration, package: HandoffIn) -> IngestResult:
     """Store a handoff once. The same package again is a replay; a different one, a 409."""
@@ -225,7 +217,9 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
     customer = _customer_upsert(integration=integration, record=package.customer)
     now = timezone.now()
     auto = decision.level == 1
-    accept_due, resolve_due = (None, None) if auto else _sla_dues(decision.priority, now)
+    accept_due, resolve_due = (
+        (None, None) if auto else sla_dues(priority=decision.priority, start=now)
+    )
     proposed = package.proposed_action.model_dump(mode="json") if package.proposed_action else None
     try:
         with transaction.atomic():
@@ -250,6 +244,7 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
                 options=package.options,
                 attributes=package.attributes,
                 callback_url=str(package.callback_url or ""),
+                language=package.customer.language if package.customer else "",
                 mode=package.mode,
                 status=Status.AUTO_RESOLVED if auto else Status.QUEUED,
                 level=decision.level,
@@ -319,6 +314,8 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
             obj=escalation,
             data={"sampled_for_review": escalation.sampled_for_review},
         )
+    if not auto:
+        handoff_record(escalation)
     publish_case_changed(escalation_id=escalation.pk, change="received", actor=actor.label)
     return IngestResult(escalation=escalation, created=True)
 
@@ -367,7 +364,7 @@ def _raise_if_more_serious(*, integration: Integration, escalation: Escalation) 
     escalation.instruction = INSTRUCTIONS[level]
     escalation.triggers = [*escalation.triggers, *new_triggers]
     escalation.trigger_codes = Escalation.codes_of(escalation.triggers)
-    accept_due, resolve_due = _sla_dues(priority, escalation.created_at)
+    accept_due, resolve_due = sla_dues(priority=priority, start=escalation.created_at)
     escalation.sla_accept_due = min(filter(None, [escalation.sla_accept_due, accept_due]))
     escalation.sla_resolve_due = min(filter(None, [escalation.sla_resolve_due, resolve_due]))
     escalation.version += 1

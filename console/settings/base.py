@@ -141,6 +141,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Re-drives webhook deliveries that are due: retries, lost messages, dead workers.
     "sweep-deliveries": {"task": "escalations.sweep_deliveries", "schedule": 30.0},
+    # Offers queued cases to whoever became free, and moves unaccepted offers on.
+    "assign-queued": {"task": "routing.assign_queued", "schedule": 15.0},
+    "expire-offers": {"task": "routing.expire_offers", "schedule": 15.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -192,6 +195,10 @@ BATON_SLA_DEFAULTS = {
 # Hosts Baton may deliver decisions to; empty allows any (an agent names its callback URL,
 # so production should list its agents' hosts to keep signed requests off internal ones).
 BATON_WEBHOOK_ALLOWED_HOSTS = env_list("BATON_WEBHOOK_ALLOWED_HOSTS")
+# An offered case not accepted in this time goes to the next eligible person.
+BATON_OFFER_ACCEPT_SECONDS = int(os.environ.get("BATON_OFFER_ACCEPT_SECONDS", "120"))
+# A rough handling time per case, for the ETA told to agents whose case waits in the queue.
+BATON_AVERAGE_HANDLING_SECONDS = int(os.environ.get("BATON_AVERAGE_HANDLING_SECONDS", "300"))
 # The window in which a customer's escalations count towards `repeated_failure`.
 BATON_REPEAT_WINDOW_HOURS = int(os.environ.get("BATON_REPEAT_WINDOW_HOURS", "72"))
 BATON_REPEAT_LIMIT = int(os.environ.get("BATON_REPEAT_LIMIT", "3"))
