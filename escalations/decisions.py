@@ -25,7 +25,7 @@ from escalations.models import (
     Status,
     Verb,
 )
-from routing.assignment import CapacityFull, lock_capacity
+from routing.assignment import CapacityFull, lock_capacity, qualified
 
 FINAL_VERBS = {Verb.APPROVE, Verb.EDIT, Verb.REJECT, Verb.RESPOND, Verb.TAKE_OVER}
 POST_HOC_VERBS = {Verb.APPROVE, Verb.REVERSE}
@@ -97,9 +97,16 @@ def escalation_accept(*, escalation_id: int, reviewer: User, version: int) -> Es
         raise Conflict(f"The case is {escalation.get_status_display().lower()}; nothing to accept.")
     if escalation.assignee_id != reviewer.pk:  # taking it from the queue adds to their load
         try:
-            lock_capacity(reviewer)
+            profile = lock_capacity(reviewer)
         except CapacityFull as full:
             raise Conflict(f"{full} Finish one before taking another.") from None
+        if (
+            profile is not None
+            and not is_supervisor(reviewer)
+            and not qualified(profile, escalation)
+        ):
+            needed = ", ".join(escalation.required_skills) or "none"
+            raise Forbidden(f"This case needs skills you do not have on the roster ({needed}).")
     before = escalation.status
     now = timezone.now()
     escalation.assignee = reviewer  # type: ignore[assignment]
@@ -266,8 +273,8 @@ def escalation_decide(*, escalation_id: int, reviewer: User, data: DecisionInput
         escalation.assignee = None
         escalation.offered_at = escalation.accepted_at = None
         escalation.escalation_count += 1
-        if target["skill"] and target["skill"] not in escalation.required_skills:
-            escalation.required_skills = [*escalation.required_skills, target["skill"]]
+        if target["skill"]:
+            escalation.set_required_skills([*escalation.required_skills, target["skill"]])
         if escalation.priority > 2:  # a re-escalation is more urgent, but not critical
             escalation.priority -= 1
         update += [
@@ -275,6 +282,7 @@ def escalation_decide(*, escalation_id: int, reviewer: User, data: DecisionInput
             "accepted_at",
             "escalation_count",
             "required_skills",
+            "skill_codes",
             "priority",
         ]
     else:

@@ -260,6 +260,9 @@ class Escalation(models.Model):
     )
     instruction = models.CharField(max_length=16, choices=Instruction.choices)
     required_skills = models.JSONField(default=list, blank=True)
+    skill_codes = models.CharField(
+        max_length=500, blank=True, help_text='" skill skill ": the required skills, for filtering.'
+    )
     sampled_for_review = models.BooleanField(default=False)
     policy_snapshot = models.JSONField(
         default=dict, blank=True, help_text="Task type and rule versions in force on arrival."
@@ -346,8 +349,17 @@ class Escalation(models.Model):
 
     @staticmethod
     def codes_of(triggers: list[dict[str, Any]]) -> str:
-        codes = dict.fromkeys(t["code"] for t in triggers)
-        return f" {' '.join(codes)} " if codes else ""
+        return Escalation.spaced(t["code"] for t in triggers)
+
+    @staticmethod
+    def spaced(codes: Any) -> str:
+        """' a b ': codes a query can find with `contains=" a "` on any database."""
+        unique = dict.fromkeys(codes)
+        return f" {' '.join(unique)} " if unique else ""
+
+    def set_required_skills(self, skills: Any) -> None:
+        self.required_skills = list(dict.fromkeys(skills))
+        self.skill_codes = Escalation.spaced(self.required_skills)
 
 
 class Message(models.Model):

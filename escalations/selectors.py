@@ -227,6 +227,19 @@ def _parse_cursor(cursor: str) -> tuple[int, datetime, int]:
         ) from None
 
 
+def _takeable(cases: QuerySet[Escalation], *, user: Any) -> QuerySet[Escalation]:
+    """A rostered reviewer's queue leaves out cases needing a skill they lack; supervisors
+    and people not on the roster see the whole queue."""
+    from routing.models import ReviewerSkill, Skill
+
+    if sees_all(user) or not hasattr(user, "reviewer_profile"):
+        return cases
+    mine = ReviewerSkill.objects.filter(profile__user=user).values_list("skill__slug", flat=True)
+    for slug in Skill.objects.exclude(slug__in=mine).values_list("slug", flat=True):
+        cases = cases.exclude(skill_codes__contains=f" {slug} ")
+    return cases
+
+
 def inbox_for_reviewer(
     *, user: Any, filters: InboxFilters, after: str | None = None, limit: int = 50
 ) -> InboxPage:
@@ -237,7 +250,7 @@ def inbox_for_reviewer(
     if filters.view == "mine":
         cases = cases.filter(assignee=user)
     elif filters.view == "queue":
-        cases = cases.filter(status=Status.QUEUED)
+        cases = _takeable(cases.filter(status=Status.QUEUED), user=user)
     elif not sees_all(user):
         return InboxPage(rows=[], next_cursor=None, filters=filters)
     if filters.status:

@@ -253,6 +253,7 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
                 trigger_codes=Escalation.codes_of([t.as_dict() for t in decision.triggers]),
                 instruction=decision.instruction,
                 required_skills=list(decision.required_skills),
+                skill_codes=Escalation.spaced(decision.required_skills),
                 sampled_for_review=auto
                 and (
                     decision.review_after
@@ -364,6 +365,7 @@ def _raise_if_more_serious(*, integration: Integration, escalation: Escalation) 
     escalation.instruction = INSTRUCTIONS[level]
     escalation.triggers = [*escalation.triggers, *new_triggers]
     escalation.trigger_codes = Escalation.codes_of(escalation.triggers)
+    escalation.set_required_skills([*escalation.required_skills, *decision.required_skills])
     accept_due, resolve_due = sla_dues(priority=priority, start=escalation.created_at)
     escalation.sla_accept_due = min(filter(None, [escalation.sla_accept_due, accept_due]))
     escalation.sla_resolve_due = min(filter(None, [escalation.sla_resolve_due, resolve_due]))
@@ -375,6 +377,8 @@ def _raise_if_more_serious(*, integration: Integration, escalation: Escalation) 
             "instruction",
             "triggers",
             "trigger_codes",
+            "required_skills",
+            "skill_codes",
             "sla_accept_due",
             "sla_resolve_due",
             "version",

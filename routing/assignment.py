@@ -94,7 +94,8 @@ def loads(user_ids: Iterable[int]) -> dict[int, int]:
     return {row["assignee_id"]: row["n"] for row in rows}
 
 
-def _qualified(profile: ReviewerProfile, case: Escalation) -> bool:
+def qualified(profile: ReviewerProfile, case: Escalation) -> bool:
+    """Has every skill the case needs, and speaks its language (no languages listed: any)."""
     skills = {rs.skill.slug for rs in profile.skills.all()}
     if not set(case.required_skills or ()) <= skills:
         return False
@@ -143,7 +144,7 @@ def eligible_reviewers(
         if p.user_id not in excluded
         and is_online(p, now)
         and on_shift(p.shifts.all(), now)
-        and _qualified(p, case)
+        and qualified(p, case)
     ]
     if not people:
         return []
@@ -326,7 +327,7 @@ def handoff_for(
     callback when nobody with the skills is on shift before the SLA runs out."""
     if case.status in HELD:
         return Handoff(method="warm", eta=now)
-    qualified = [p for p in (_roster() if roster is None else roster) if _qualified(p, case)]
+    qualified = [p for p in (_roster() if roster is None else roster) if qualified(p, case)]
     on_duty = [p for p in qualified if on_shift(p.shifts.all(), now)]
     if on_duty:
         position = _queue_position(case)

@@ -175,3 +175,36 @@ def test_get_is_not_allowed_on_actions(reviewer, make_case):
 def test_healthz(db):
     response = Client().get("/healthz")
     assert response.status_code == 200 and response.json()["ok"] is True
+
+
+def test_a_rostered_reviewer_sees_and_takes_only_cases_they_have_the_skills_for(
+    reviewer, supervisor, make_case, review_type
+):
+    from escalations.decisions import escalation_accept
+    from escalations.errors import Forbidden
+    from routing.models import ReviewerProfile, ReviewerSkill, Skill
+
+    legal, refunds = (
+        Skill.objects.create(slug="legal", name="Legal"),
+        Skill.objects.create(slug="refunds", name="Refunds"),
+    )
+    profile = ReviewerProfile.objects.create(user=reviewer, capacity=3)
+    ReviewerSkill.objects.create(profile=profile, skill=refunds)
+    review_type.required_skills = ["refunds"]
+    review_type.save()
+    mine = make_case()
+    review_type.required_skills = ["refunds", "legal"]
+    review_type.save()
+    needs_legal = make_case()
+    assert needs_legal.required_skills == ["refunds", "legal"] and legal.slug
+
+    body = client_for(reviewer).get("/?view=queue").content.decode()
+    assert f"case-row-{mine.pk}" in body and f"case-row-{needs_legal.pk}" not in body
+    body = client_for(supervisor).get("/?view=queue").content.decode()
+    assert f"case-row-{needs_legal.pk}" in body
+
+    with pytest.raises(Forbidden, match="legal"):
+        escalation_accept(
+            escalation_id=needs_legal.pk, reviewer=reviewer, version=needs_legal.version
+        )
+    escalation_accept(escalation_id=mine.pk, reviewer=reviewer, version=mine.version)
