@@ -327,8 +327,8 @@ def handoff_for(
     callback when nobody with the skills is on shift before the SLA runs out."""
     if case.status in HELD:
         return Handoff(method="warm", eta=now)
-    qualified = [p for p in (_roster() if roster is None else roster) if qualified(p, case)]
-    on_duty = [p for p in qualified if on_shift(p.shifts.all(), now)]
+    able = [p for p in (_roster() if roster is None else roster) if qualified(p, case)]
+    on_duty = [p for p in able if on_shift(p.shifts.all(), now)]
     if on_duty:
         position = _queue_position(case)
         per_case = timedelta(seconds=settings.BATON_AVERAGE_HANDLING_SECONDS)
@@ -336,7 +336,7 @@ def handoff_for(
         due = case.sla_resolve_due
         if due is None or eta <= due:
             return Handoff(method="queued", eta=eta, queue_position=position)
-    starts = [s for p in qualified if (s := next_shift_start(p.shifts.all(), now)) is not None]
+    starts = [s for p in able if (s := next_shift_start(p.shifts.all(), now)) is not None]
     return Handoff(method="callback", eta=min(starts) if starts else None)
 
 
