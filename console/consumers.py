@@ -17,12 +17,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from console import rendering, viewers
-from console.events import CONSOLE_GROUP, case_group
+from console.events import CONSOLE_GROUP, SUPERVISORS_GROUP, case_group
 from escalations import selectors
 from escalations.decisions import escalation_accept, escalation_decide
 from escalations.errors import BatonError
 
 DEBOUNCE_SECONDS = 0.15  # coalesce a burst of events into one render per tab
+SUPERVISE = "escalations.reassign_escalation"
 
 
 def _int(value: Any) -> int | None:
@@ -47,6 +48,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         self.dirty_notify: int | None = None
         self.csrf_token = self.scope.get("cookies", {}).get("csrftoken", "")
         await self.channel_layer.group_add(CONSOLE_GROUP, self.channel_name)
+        # SLA alerts go to those who may act on them (reassign); checked once per tab.
+        self.supervising = await database_sync_to_async(self.user.has_perm)(SUPERVISE)
+        if self.supervising:
+            await self.channel_layer.group_add(SUPERVISORS_GROUP, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -54,6 +59,8 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         if pending is not None and not pending.done():
             pending.cancel()
         await self.channel_layer.group_discard(CONSOLE_GROUP, self.channel_name)
+        if getattr(self, "supervising", False):
+            await self.channel_layer.group_discard(SUPERVISORS_GROUP, self.channel_name)
         case_id = getattr(self, "case_id", None)
         if case_id is not None:
             await self.channel_layer.group_discard(case_group(case_id), self.channel_name)
@@ -143,6 +150,15 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             self.dirty_notify = event.get("id")
         if (self.dirty_inbox or self.dirty_case) and (self.pending is None or self.pending.done()):
             self.pending = asyncio.create_task(self._debounced_flush())
+
+    async def sla_alert(self, event: dict[str, Any]) -> None:
+        await self.send_html(
+            rendering.sla_alert(
+                escalation_id=int(event["id"]),
+                kind=str(event.get("kind", "")),
+                detail=str(event.get("detail", "")),
+            )
+        )
 
     async def _debounced_flush(self) -> None:
         await asyncio.sleep(DEBOUNCE_SECONDS)

@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 CONSOLE_GROUP = "console"
+SUPERVISORS_GROUP = "supervisors"  # consoles of people who may act on SLA alerts
 
 
 def case_group(escalation_id: int) -> str:
@@ -35,3 +36,10 @@ def publish_case_changed(
     message = {"type": "case.changed", "id": escalation_id, "change": change, "actor": actor}
     groups = [CONSOLE_GROUP, case_group(escalation_id)] if inboxes else [case_group(escalation_id)]
     transaction.on_commit(lambda: _send(groups, message), robust=True)
+
+
+def publish_sla_alert(*, escalation_id: int, kind: str, detail: str) -> None:
+    """Alert every supervisor's console about a case's service level (kind: "breach"),
+    once the transaction commits. `detail` is plain text; the console escapes it."""
+    message = {"type": "sla.alert", "id": escalation_id, "kind": kind, "detail": detail}
+    transaction.on_commit(lambda: _send([SUPERVISORS_GROUP], message), robust=True)

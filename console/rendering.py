@@ -35,6 +35,13 @@ def notice(message: str, level: str = "info", case_id: int | None = None) -> str
     )
 
 
+def sla_alert(*, escalation_id: int, kind: str, detail: str) -> str:
+    """A supervisor's toast about a case's service level, with a link to the case."""
+    return render_to_string(
+        "console/_sla_alert.html", {"case_id": escalation_id, "kind": kind, "detail": detail}
+    )
+
+
 def error_notice(error: BatonError) -> str:
     return render_to_string(
         "console/_notice.html",

@@ -144,6 +144,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Offers queued cases to whoever became free, and moves unaccepted offers on.
     "assign-queued": {"task": "routing.assign_queued", "schedule": 15.0},
     "expire-offers": {"task": "routing.expire_offers", "schedule": 15.0},
+    # Service-level clocks: a warning or breach shows within half a minute of its moment.
+    "sla-sweep": {"task": "routing.sla_sweep", "schedule": 30.0},
 }
 CELERY_TIMEZONE = "UTC"
 
