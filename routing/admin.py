@@ -57,7 +57,8 @@ class ShiftInline(RosterInline):
 
 
 class AuditedRosterAdmin(RoleAdmin):
-    """Roster records: each change is audited with what it was before and after."""
+    """Roster records: each change is audited with what it was before and after, under the
+    same verbs as the console's roster services (`roster.skill_added`, …)."""
 
     view_perm = SUPERVISE
     edit_perm = SUPERVISE
@@ -79,15 +80,15 @@ class AuditedRosterAdmin(RoleAdmin):
         before = getattr(form, "baton_audit_before", None)
         after = self.snapshot(obj)
         if before is None:
-            verb, data = "created", after
+            verb, data = "added", after
         else:
             changed = {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
             if not changed:
                 return
-            verb, data = "updated", {"changed": changed}
+            verb, data = "changed", {"changed": changed}
         audit_record(
             actor=Actor.person(request.user),
-            verb=f"roster.{self.audit_noun}.{verb}",
+            verb=f"roster.{self.audit_noun}_{verb}",
             obj=obj,
             data=data,
         )
@@ -95,7 +96,7 @@ class AuditedRosterAdmin(RoleAdmin):
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         audit_record(
             actor=Actor.person(request.user),
-            verb=f"roster.{self.audit_noun}.deleted",
+            verb=f"roster.{self.audit_noun}_removed",
             obj=obj,
             data=self.snapshot(obj),
         )

@@ -14,7 +14,7 @@ racing a reviewer) never warn or alert twice: whoever updates no row does nothin
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import reduce
@@ -36,6 +36,17 @@ MANAGE_POLICY = "escalations.manage_policy"
 AWAITING_ACCEPT = (Status.RECEIVED, Status.QUEUED, Status.ASSIGNED)
 SWEEP_ACTOR = "sla"
 TARGET_FIELDS = ("accept_seconds", "resolve_seconds", "warning_share")
+# What the sweep reads of a case: never the package or transcript.
+SWEEP_FIELDS = (
+    "status",
+    "priority",
+    "version",
+    "created_at",
+    "sla_accept_due",
+    "sla_resolve_due",
+    "sla_warned_at",
+    "sla_breached_at",
+)
 
 
 # --- Targets ---------------------------------------------------------------------------------
@@ -195,24 +206,26 @@ def _candidates(*, now: datetime, targets: dict[int, Target]) -> QuerySet[Escala
     # Accepted once, a case that goes back to the queue (reassigned, re-escalated) has met
     # its time to accept; only the resolve clock still runs.
     accepted = AuditEvent.objects.filter(escalation=OuterRef("pk"), verb="escalation.accepted")
-    accept_runs = Q(status__in=AWAITING_ACCEPT, accepted_before=False)
-    overdue = (accept_runs & Q(sla_accept_due__lte=now)) | Q(sla_resolve_due__lte=now)
-    warns = reduce(
-        operator.or_,
-        (
-            Q(priority=priority)
-            & (
-                (accept_runs & Q(sla_accept_due__lte=now + t.accept * (1 - t.warning_share)))
-                | Q(sla_resolve_due__lte=now + t.resolve * (1 - t.warning_share))
-            )
+    unwarned = Q(sla_warned_at__isnull=True)
+
+    def due_soon(clock: str, target_of: Callable[[Target], timedelta]) -> Q:
+        """The clock is past due, or (not yet warned) inside its band's warning margin."""
+        margins = (
+            Q(priority=priority, **{f"{clock}__lte": now + target_of(t) * (1 - t.warning_share)})
             for priority, t in targets.items()
-        ),
-    )
+        )
+        return Q(**{f"{clock}__lte": now}) | (unwarned & reduce(operator.or_, margins))
+
+    accept_runs = Q(status__in=AWAITING_ACCEPT, accepted_before=False)
     return (
         Escalation.objects.filter(status__in=OPEN_STATUSES, sla_breached_at__isnull=True)
         .annotate(accepted_before=Exists(accepted))
-        .filter(overdue | (Q(sla_warned_at__isnull=True) & warns))
+        .filter(
+            (accept_runs & due_soon("sla_accept_due", lambda t: t.accept))
+            | due_soon("sla_resolve_due", lambda t: t.resolve)
+        )
         .select_related("task_type")
+        .only(*SWEEP_FIELDS, "task_type__name")
         .order_by("priority", "sla_resolve_due", "id")
     )
 

@@ -29,7 +29,7 @@ from escalations.errors import Forbidden, InvalidInput
 from escalations.models import AuditEvent, Escalation, Status
 from routing.models import Skill, SlaTarget
 from routing.services import escalation_reassign
-from routing.sla import sla_dues, sla_sweep, sla_target, sla_target_update
+from routing.sla import SweepResult, sla_dues, sla_sweep, sla_target, sla_target_update
 from tests.console.test_consumers import connect, receive_until
 from tests.people import make_user
 
@@ -216,6 +216,15 @@ def test_a_sweep_run_twice_changes_nothing_the_second_time(targets: None, make_c
     assert (second.warned, second.breached) == ([], [])
     assert list(Escalation.objects.order_by("pk").values()) == state
     assert AuditEvent.objects.count() == audit_count
+
+
+def test_a_quiet_sweep_reads_the_targets_and_the_due_cases_only(
+    targets: None, make_case, django_assert_num_queries
+) -> None:
+    for _ in range(3):
+        make_case()
+    with django_assert_num_queries(2):
+        assert sla_sweep() == SweepResult()
 
 
 # --- Which cases run which clock -------------------------------------------------------------
@@ -427,7 +436,7 @@ def test_a_supervisor_reads_targets_and_edits_the_roster(targets: None, supervis
 
     response = client.post(admin_url(Skill, "add"), {"slug": "refunds", "name": "Refunds"})
     assert response.status_code == 302, response.content.decode()[:2000]
-    [event] = events("roster.skill.created")
+    [event] = events("roster.skill_added")
     assert (event.actor_label, event.data) == ("sue", {"slug": "refunds", "name": "Refunds"})
 
 
