@@ -178,7 +178,12 @@ def lock_capacity(user: User | int) -> ReviewerProfile | None:
     """Lock the person's profile (the capacity lock) and refuse when they are full.
     A user without a roster profile has no capacity limit (e.g. a supervisor)."""
     user_id = user if isinstance(user, int) else user.pk
-    profile = ReviewerProfile.objects.select_for_update().filter(user_id=user_id).first()
+    # OF self: the profile's default ordering joins auth_user, and a plain FOR UPDATE would
+    # lock the user row too, blocking every foreign-key check on it (a decision, an audit
+    # event) behind this lock: a deadlock with the audit trail's advisory lock.
+    profile = (
+        ReviewerProfile.objects.select_for_update(of=("self",)).filter(user_id=user_id).first()
+    )
     if profile is None:
         return None
     held = Escalation.objects.filter(assignee_id=user_id, status__in=HELD).count()
