@@ -21,6 +21,8 @@ from console.events import CONSOLE_GROUP, SUPERVISORS_GROUP, case_group
 from escalations import selectors
 from escalations.decisions import escalation_accept, escalation_decide
 from escalations.errors import BatonError
+from routing import rendering as routing_rendering
+from routing.services import presence_seen
 
 DEBOUNCE_SECONDS = 0.15  # coalesce a burst of events into one render per tab
 SUPERVISE = "escalations.reassign_escalation"
@@ -46,12 +48,16 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         self.dirty_inbox = False
         self.dirty_case = False
         self.dirty_notify: int | None = None
+        self.board = False  # the tab shows the supervisor board (set by `watch`)
+        self.dirty_board = False
+        self.dirty_presence = False
         self.csrf_token = self.scope.get("cookies", {}).get("csrftoken", "")
         await self.channel_layer.group_add(CONSOLE_GROUP, self.channel_name)
         # SLA alerts go to those who may act on them (reassign); checked once per tab.
         self.supervising = await database_sync_to_async(self.user.has_perm)(SUPERVISE)
         if self.supervising:
             await self.channel_layer.group_add(SUPERVISORS_GROUP, self.channel_name)
+        await database_sync_to_async(presence_seen)(user=self.user)  # an open console: online
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -75,6 +81,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         if action == "watch":
             await self.watch(content)
         elif action == "ping":
+            await database_sync_to_async(presence_seen)(user=self.user)
+            if self.board:  # presence and shifts move without case events
+                self.dirty_board = True
+                await self.flush()
             if self.case_id is not None:
                 await database_sync_to_async(viewers.viewer_heartbeat)(
                     channel_name=self.channel_name
@@ -112,6 +122,8 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         # decision panel when the tab already shows the current version of it.
         self.dirty_inbox = self.inbox_query is not None
         self.dirty_case = self.case_id is not None
+        self.board = self.dirty_board = content.get("board") is True and self.supervising
+        self.dirty_presence = True
         self.case_version = _int(content.get("version")) if self.case_id is not None else None
         await self.flush()
 
@@ -148,7 +160,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             self.dirty_case = True
         if event.get("change") == "received":
             self.dirty_notify = event.get("id")
-        if (self.dirty_inbox or self.dirty_case) and (self.pending is None or self.pending.done()):
+        if self.board:
+            self.dirty_board = True
+        dirty = self.dirty_inbox or self.dirty_case or self.dirty_board
+        if dirty and (self.pending is None or self.pending.done()):
             self.pending = asyncio.create_task(self._debounced_flush())
 
     async def sla_alert(self, event: dict[str, Any]) -> None:
@@ -190,6 +205,16 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
                 csrf_token=self.csrf_token,
             )
             parts.append(html)
+        if self.dirty_board and self.board:
+            self.dirty_board = False
+            parts.append(await database_sync_to_async(routing_rendering.board_live)(user=self.user))
+        if self.dirty_presence:
+            self.dirty_presence = False
+            parts.append(
+                await database_sync_to_async(routing_rendering.presence_switch)(
+                    user=self.user, csrf_token=self.csrf_token, oob=True
+                )
+            )
         html = "".join(p for p in parts if p)
         if html:
             await self.send_html(html)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from console import views
 from escalations.api import api
@@ -12,6 +12,7 @@ urlpatterns = [
     path("cases/<int:escalation_id>/accept", views.case_accept, name="case_accept"),
     path("cases/<int:escalation_id>/decide", views.case_decide, name="case_decide"),
     path("healthz", views.healthz, name="healthz"),
+    path("", include("routing.urls")),  # presence, roster, coverage, the supervisor board
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),
 ]

@@ -15,6 +15,7 @@
       action: "watch",
       inbox: page === "inbox" ? (body.dataset.inboxQuery || "") : null,
       case: page === "case" ? Number(body.dataset.case) : null,
+      board: page === "board",  // supervisors: the board re-rendered on every case change
       // The decision panel's version: unchanged, the server leaves it (and what the
       // reviewer is typing there) alone on a reconnect.
       version: shownVersion(),
@@ -31,6 +32,13 @@
   });
   document.addEventListener("htmx:wsClose", function () { setLive("reconnecting…", false); });
   setInterval(function () { if (socket) socket.send(JSON.stringify({ action: "ping" })); }, 30000);
+
+  // A form that fails validation (422) or meets a conflict (409) answers with itself and
+  // its errors: show them, as a page without JavaScript would.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    const status = evt.detail.xhr.status;
+    if (status === 409 || status === 422) { evt.detail.shouldSwap = true; evt.detail.isError = false; }
+  });
 
   // --- clocks --------------------------------------------------------------------------
   function fmt(seconds) {
