@@ -1,4 +1,5 @@
-"""`manage.py seed_demo`: task types, rules, users and an agent integration for the demo.
+"""`manage.py seed_demo`: task types, rules, users, their roster profiles and an agent
+integration for the demo.
 
 Idempotent: what exists already is left as it is (an admin may have edited it), only what
 is missing is created, and each creation is audited. The demo integration's token is
@@ -11,6 +12,7 @@ The demo users have known passwords: never run this against a production databas
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,14 @@ from console.services import user_create
 from escalations import services
 from escalations.audit import Actor, audit_record
 from escalations.models import Integration, Level, PolicyRule, Priority, TaskType
+from routing.models import ReviewerProfile, Skill, Team
+from routing.services import (
+    roster_profile_add,
+    roster_profile_change,
+    roster_shifts_add,
+    roster_skill_add,
+    roster_team_add,
+)
 
 DEMO_INTEGRATION = "demo-agent"
 DEMO_PASSWORD = "baton-demo"  # noqa: S105 -- the demo's published password, by design
@@ -33,6 +43,18 @@ DEMO_USERS = [
     ("supervisor1", SUPERVISOR),
     ("admin1", ADMIN),
 ]
+
+# The demo roster: everyone has every skill the demo's task types and rules can ask for
+# (proficiency 5 where they are strong, else 3), English and one more language, and
+# shifts around the clock, so whoever opens the console is offered cases at any hour.
+DEMO_TEAM = ("care", "Customer care")
+DEMO_ROSTER: list[tuple[str, list[str], int, set[str]]] = [
+    # username, languages, capacity, strong skills
+    ("reviewer1", ["en", "de"], 4, {"support", "refunds", "billing", "retention", "sales"}),
+    ("reviewer2", ["en", "es"], 3, {"insurance", "medical", "scheduling", "fraud", "lending"}),
+    ("supervisor1", ["en", "fr"], 5, {"home_services", "emergency", "legal", "retention"}),
+]
+WHOLE_WEEK = list(range(7))
 
 L1, L2, L3 = Level.AUTONOMOUS, Level.DRAFT_REVIEW, Level.FLAG_STOP
 P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4
@@ -169,6 +191,7 @@ class Command(BaseCommand):
         created_types = self._task_types(actor)
         created_rules = self._rules(actor)
         created_users = self._users()
+        created_profiles = self._roster(actor)
         token = self._integration(actor)
         token_file = Path(options["token_file"] or settings.VAR_DIR / "demo-agent.token")
         _write_secret(token_file, token)
@@ -176,7 +199,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {created_types} task type(s), {created_rules} rule(s), "
-                f"{created_users} user(s) created."
+                f"{created_users} user(s), {created_profiles} roster profile(s) created."
             )
         )
         self.stdout.write(f"Demo logins (password {DEMO_PASSWORD!r} unless you changed it):")
@@ -244,6 +267,47 @@ class Command(BaseCommand):
                 email=f"{username}@baton.example",
                 actor=Actor.system("seed_demo"),
             )
+            created += 1
+        return created
+
+    @transaction.atomic
+    def _roster(self, actor: Actor) -> int:
+        """Profiles for the demo people who have none (an existing one is left as it is)."""
+        wanted = {slug for *_, skills in TASK_TYPES for slug in skills}
+        wanted |= {rule["skill"] for rule in RULES if rule.get("skill")}
+        wanted |= set(PolicyRule.objects.exclude(skill="").values_list("skill", flat=True))
+        known = set(Skill.objects.values_list("slug", flat=True))
+        for slug in sorted(wanted - known):
+            roster_skill_add(actor=actor, slug=slug, name=slug.replace("_", " ").capitalize())
+        team_slug, team_name = DEMO_TEAM
+        team = Team.objects.filter(slug=team_slug).first() or roster_team_add(
+            actor=actor, slug=team_slug, name=team_name
+        )
+        User = get_user_model()
+        created = 0
+        for username, languages, capacity, strong in DEMO_ROSTER:
+            user = User.objects.filter(username=username).first()
+            if user is None or ReviewerProfile.objects.filter(user=user).exists():
+                continue
+            profile = roster_profile_add(
+                actor=actor, user=user, team=team, languages=languages, capacity=capacity
+            )
+            roster_profile_change(
+                actor=actor,
+                profile_id=profile.pk,
+                team=team,
+                languages=languages,
+                capacity=capacity,
+                skills={slug: 5 if slug in strong else 3 for slug in sorted(wanted)},
+            )
+            for starts, ends in ((time(0), time(12)), (time(12), time(0))):  # 12:00 to midnight
+                roster_shifts_add(
+                    actor=actor,
+                    profile_id=profile.pk,
+                    weekdays=WHOLE_WEEK,
+                    starts=starts,
+                    ends=ends,
+                )
             created += 1
         return created
 
