@@ -32,9 +32,11 @@ class ProfileFieldsForm(forms.Form):
         queryset=Team.objects.order_by("name"), required=False, empty_label="no team"
     )
     languages = forms.CharField(
-        required=False, max_length=200, help_text="Codes, comma-separated: en, de"
+        required=False, max_length=200, widget=forms.TextInput(attrs={"placeholder": "en, de"})
     )
-    capacity = forms.IntegerField(help_text="Cases held at once")
+    capacity = forms.IntegerField(
+        widget=forms.NumberInput(attrs={"title": "Cases the person may hold at once"})
+    )
 
     def language_list(self) -> list[str]:
         return [code for code in re.split(r"[\s,;]+", self.cleaned_data["languages"]) if code]
@@ -94,7 +96,7 @@ class ShiftForm(forms.Form):
         ]
     )
     starts = forms.TimeField(widget=TIME)
-    ends = forms.TimeField(widget=TIME, help_text="00:00 is midnight; before the start: overnight")
+    ends = forms.TimeField(widget=TIME)
 
     def weekdays(self) -> list[int]:
         value = self.cleaned_data["weekday"]
@@ -105,4 +107,9 @@ class NamedForm(forms.Form):
     """A skill or a team: a slug (what task types and rules name) and a display name."""
 
     name = forms.CharField(max_length=120)
-    slug = forms.CharField(max_length=64, help_text="lower-case, e.g. home_services")
+    slug = forms.CharField(max_length=64)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        example = "night_shift" if self.prefix == "team" else "home_services"
+        self.fields["slug"].widget.attrs["placeholder"] = f"e.g. {example}"

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.utils.timezone import now
 
 from escalations.errors import BatonError
 from escalations.models import Escalation
 from routing import selectors
+from routing.assignment import on_shift
 from routing.models import Presence, ReviewerProfile
 
 
@@ -24,7 +26,7 @@ def reassign_context(*, user: Any, escalation_id: int) -> dict[str, Any]:
 
 def reassign_panel_context(*, user: Any, case: Escalation) -> dict[str, Any]:
     options = selectors.reassign_options(user=user, case=case)
-    default = next((o.user.pk for o in options if o.eligible), None)
+    default = next((str(o.user.pk) for o in options if o.eligible), "")
     return {"move": case, "options": options, "chosen": default}
 
 
@@ -41,7 +43,8 @@ def presence_context(*, user: Any) -> dict[str, Any] | None:
     profile = ReviewerProfile.objects.filter(user_id=user.pk).first()
     if profile is None:
         return None
-    return {"me": profile, "presences": Presence.choices}
+    shifts = profile.shifts.all()
+    return {"me": profile, "presences": Presence.choices, "on_shift": on_shift(shifts, now())}
 
 
 def presence_switch(

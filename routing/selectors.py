@@ -209,6 +209,10 @@ class CoverageCell:
     needed: float = 0.0  # slots that demand keeps busy (demand times the average handling time)
 
     @property
+    def demand_text(self) -> str:
+        return f"{round(self.demand, 2):g}"
+
+    @property
     def gap(self) -> str:
         if self.demand and not self.people:
             return "nobody"
@@ -585,6 +589,7 @@ def reassign_options(
     options.sort(
         key=lambda o: (
             not o.eligible,
+            o.capacity is None,  # people off the roster last
             o.disabled,
             o.load / o.capacity if o.capacity else o.load,
             o.name.lower(),

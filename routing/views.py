@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import wraps
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import messages
@@ -28,6 +29,7 @@ from routing.models import Skill
 supervisors = permission_required("escalations.reassign_escalation", raise_exception=True)
 work_queue = permission_required("escalations.work_queue", raise_exception=True)
 COVERAGE_WEEKS = 4
+QUEUE = "queue"  # the move panel's choice for "back to the queue"
 
 
 def _found(view: Any) -> Any:
@@ -240,9 +242,12 @@ def coverage(request: ConsoleRequest) -> HttpResponse:
     shown = next((s for s in skills if s.slug == chosen), None)
     if shown is None and skills:
         shown = max(skills, key=lambda s: (s.gaps, s.hours_with_demand))
+    now = timezone.localtime(timezone.now(), ZoneInfo(settings.TIME_ZONE))
     context = {
         "skills": skills,
         "shown": shown,
+        "now_day": now.weekday(),
+        "now_hour": now.hour,
         "hours": range(24),
         "weeks": COVERAGE_WEEKS,
         "handling_minutes": round(settings.BATON_AVERAGE_HANDLING_SECONDS / 60),
@@ -284,11 +289,14 @@ def board(request: ConsoleRequest) -> HttpResponse:
 @login_required
 @supervisors
 def board_reassign(request: ConsoleRequest, escalation_id: int) -> HttpResponse:
-    to_id = _int(request.POST.get("to"))
-    to_user = User.objects.filter(pk=to_id).first() if to_id is not None else None
+    to = request.POST.get("to", "")
+    to_user = None if to == QUEUE else User.objects.filter(pk=_int(to) or 0).first()
     try:
-        if to_id is not None and to_user is None:
-            raise InvalidInput("Nobody by that id.", errors=[{"field": "to", "message": "unknown"}])
+        if to != QUEUE and to_user is None:
+            raise InvalidInput(
+                "Choose a person or the queue.",
+                errors=[{"field": "to", "message": "choose a person or the queue"}],
+            )
         case = services.escalation_reassign(
             escalation_id=escalation_id,
             supervisor=request.user,
@@ -321,7 +329,7 @@ def _reassign_failed(
         "error": error,
         "field_errors": {e["field"]: e["message"] for e in error.errors},
         "reason": request.POST.get("reason", ""),
-        "chosen": _int(request.POST.get("to")),
+        "chosen": request.POST.get("to", ""),
     }
     if request.htmx:
         return render(request, "routing/board.html#reassign", panel, status=error.status)

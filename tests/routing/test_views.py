@@ -451,7 +451,7 @@ def test_the_coverage_page_marks_gaps(
     Escalation.objects.filter(pk=case.pk).update(required_skills=["refunds"])
     body = client_for(supervisor).get("/roster/coverage/?skill=refunds").content.decode()
     assert "Refunds: the week" in body
-    assert len(re.findall(r'<td class="gap-nobody"', body)) == 1
+    assert len(re.findall(r'<td class="gap-nobody( now)?"', body)) == 1
     assert '<span class="gap-count nobody">1</span>' in body
 
 
@@ -519,7 +519,8 @@ def test_the_move_panel_lists_people_with_load_and_eligibility(
     assert "0/3 · offline" in options["Bob"]
     assert "0/3 · lacks refunds" in options["Carl"]
     assert "Sue" in options and "not on the roster" in options["Sue"]
-    assert 'value="" disabled' in select  # already queued
+    assert 'value="queue" disabled' in select  # already queued
+    assert re.search(r'<optgroup label="Not eligible now">.*Bob.*Carl.*Sue', select, re.S)
 
     partial = htmx_client(supervisor).get(f"/board/?move={case.pk}").content.decode()
     assert partial.lstrip().startswith('<section id="reassign"') and "<html" not in partial
@@ -536,6 +537,9 @@ def test_a_supervisor_reassigns_from_the_board_with_a_reason(
     client = client_for(supervisor)
     url = f"/board/cases/{case.pk}/reassign"
 
+    response = client.post(url, {"to": "", "reason": "Bob, please", "version": case.version})
+    assert response.status_code == 422
+    assert "choose a person or the queue" in response.content.decode()
     response = client.post(url, {"to": reviewer2.pk, "reason": "  ", "version": case.version})
     assert response.status_code == 422
     body = response.content.decode()
@@ -559,7 +563,7 @@ def test_a_supervisor_reassigns_from_the_board_with_a_reason(
 
     # With htmx: the panel closes and a toast says where the case went; back to the queue.
     response = htmx_client(supervisor).post(
-        url, {"to": "", "reason": "Bob went home", "version": case.version}
+        url, {"to": "queue", "reason": "Bob went home", "version": case.version}
     )
     assert response.status_code == 200
     body = response.content.decode()
