@@ -52,7 +52,9 @@ def presence_set(*, user: User, presence: str) -> ReviewerProfile:
             "Unknown presence.",
             errors=[{"field": "presence", "message": "online, away or offline"}],
         )
-    profile = ReviewerProfile.objects.select_for_update().filter(user=user).first()
+    # OF self: as in lock_capacity, a plain FOR UPDATE would lock the user row too (the
+    # default ordering joins it) and deadlock with that person's audited transactions.
+    profile = ReviewerProfile.objects.select_for_update(of=("self",)).filter(user=user).first()
     if profile is None:
         raise NotFound("You are not on the roster; a supervisor can add you.")
     before = profile.presence
