@@ -7,10 +7,10 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from console.roles import ADMIN, ROLES, roles_ensure
-from escalations.audit import Actor, audit_record
+from escalations.audit import Actor, audit_record, audited_transaction
 from escalations.errors import Conflict, InvalidInput
 
 
@@ -19,7 +19,7 @@ def _new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-@transaction.atomic
+@audited_transaction()
 def user_create(
     *,
     username: str,
@@ -62,7 +62,7 @@ def user_create(
             ],
         ) from None
     try:
-        with transaction.atomic():
+        with audited_transaction():
             user.save()
     except IntegrityError:
         raise Conflict(f"A user named {username!r} exists already.") from None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterator
+from contextlib import ContextDecorator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,6 +83,34 @@ class Actor:
         return cls(AuditEvent.ActorType.SYSTEM, label)
 
 
+def audit_lock() -> None:
+    """Take the trail's append lock now (PostgreSQL; SQLite's IMMEDIATE transactions already
+    serialise writers). Every write transaction takes it first, before any row lock, so
+    locks are always taken in one order (the trail, then rows) and no transaction can
+    deadlock against another's append."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+
+
+class audited_transaction(ContextDecorator):
+    """`transaction.atomic` for a service that records audit events: the trail's lock is
+    taken on entry. As a decorator: `@audited_transaction()`."""
+
+    def __enter__(self) -> audited_transaction:
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        try:
+            audit_lock()
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._atomic.__exit__(*exc)
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -92,9 +122,7 @@ def audit_record(
     """Append one event. Must run inside the transaction of the change it records."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must run inside the change's transaction")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+    audit_lock()  # re-entrant: a no-op when the service took it on entry
     last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
     # Store exactly what is hashed: JSON-normal data, microsecond timestamps.

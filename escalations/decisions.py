@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.events import publish_case_changed
-from escalations.audit import Actor, audit_record
+from escalations.audit import Actor, audit_record, audited_transaction
 from escalations.errors import Conflict, Forbidden, InvalidInput, NotFound
 from escalations.models import (
     OPEN_STATUSES,
@@ -87,7 +87,7 @@ def _check_may_work(escalation: Escalation, reviewer: Any) -> None:
         raise Forbidden(f"{display_name(escalation.assignee)} holds this case.")
 
 
-@transaction.atomic
+@audited_transaction()
 def escalation_accept(*, escalation_id: int, reviewer: User, version: int) -> Escalation:
     """Confirm receipt: an offered case, or one taken from the queue, moves to in review."""
     escalation = _lock(escalation_id)
@@ -241,7 +241,7 @@ def _validate(escalation: Escalation, data: DecisionInput) -> dict[str, Any]:
     return fields
 
 
-@transaction.atomic
+@audited_transaction()
 def escalation_decide(*, escalation_id: int, reviewer: User, data: DecisionInput) -> Decision:
     """Record a decision; a final one goes back to the agent through the outbox."""
     from escalations.delivery import delivery_enqueue_for_decision

@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from console.events import case_group, publish_case_changed
 from escalations import selectors
-from escalations.audit import Actor, audit_record, canonical_json
+from escalations.audit import Actor, audit_record, audited_transaction, canonical_json
 from escalations.decisions import display_name
 from escalations.errors import Conflict
 from escalations.models import (
@@ -270,7 +270,7 @@ def delivery_claim(*, delivery_id: int) -> DeliveryClaim | None:
     Short on purpose: nothing slow happens while the row is locked.
     """
     now = timezone.now()
-    with transaction.atomic():
+    with audited_transaction():
         delivery = (
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("escalation__integration")
@@ -372,7 +372,7 @@ def _record(claim: DeliveryClaim, response: _Response) -> DeliveryOutcome:
     """Log the attempt and move the row on, unless a later attempt has taken it over."""
     State = WebhookDelivery.State
     now = timezone.now()
-    with transaction.atomic():
+    with audited_transaction():
         delivery = (
             WebhookDelivery.objects.select_for_update(of=("self",))
             .select_related("escalation")

@@ -8,13 +8,13 @@ import secrets
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Max
 from django.utils import timezone
 
 from console.events import publish_case_changed
 from escalations import selectors
-from escalations.audit import Actor, audit_record, canonical_json
+from escalations.audit import Actor, audit_record, audited_transaction, canonical_json
 from escalations.errors import Conflict, Forbidden, InvalidInput
 from escalations.models import (
     CLOSED_STATUSES,
@@ -50,7 +50,7 @@ def _new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-@transaction.atomic
+@audited_transaction()
 def integration_create(
     *, name: str, callback_url: str = "", actor: Actor | None = None
 ) -> tuple[Integration, str]:
@@ -90,7 +90,7 @@ def integration_create(
     return integration, token
 
 
-@transaction.atomic
+@audited_transaction()
 def integration_rotate_token(*, integration: Integration, actor: Actor) -> str:
     token = _new_token()
     old_prefix = integration.token_prefix
@@ -185,6 +185,11 @@ def _customer_upsert(*, integration: Integration, record: CustomerRecord | None)
     return customer
 
 
+def primary_language(tag: str) -> str:
+    """ "en-GB", "EN" → "en": the roster lists languages by their primary subtag."""
+    return tag.strip().replace("_", "-").split("-")[0].lower()
+
+
 def _messages(
     escalation: Escalation, turns: list[TranscriptTurn], *, first_seq: int, source: str
 ) -> list[Message]:
@@ -202,7 +207,7 @@ def _messages(
     ]
 
 
-@transaction.atomic
+@audited_transaction()
 def escalation_ingest(*, integration: Integration, package: HandoffIn) -> IngestResult:
     """Store a handoff once. The same package again is a replay; a different one, a 409."""
     digest = package_sha256(package)
@@ -222,7 +227,7 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
     )
     proposed = package.proposed_action.model_dump(mode="json") if package.proposed_action else None
     try:
-        with transaction.atomic():
+        with audited_transaction():
             escalation = Escalation.objects.create(
                 integration=integration,
                 external_id=package.external_id,
@@ -244,7 +249,7 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
                 options=package.options,
                 attributes=package.attributes,
                 callback_url=str(package.callback_url or ""),
-                language=package.customer.language if package.customer else "",
+                language=primary_language(package.customer.language if package.customer else ""),
                 mode=package.mode,
                 status=Status.AUTO_RESOLVED if auto else Status.QUEUED,
                 level=decision.level,
@@ -398,7 +403,7 @@ def _raise_if_more_serious(*, integration: Integration, escalation: Escalation) 
     )
 
 
-@transaction.atomic
+@audited_transaction()
 def escalation_append_messages(
     *, integration: Integration, escalation_id: int, turns: list[TranscriptTurn]
 ) -> tuple[Escalation, int]:
@@ -428,7 +433,7 @@ def escalation_append_messages(
     return escalation, len(turns)
 
 
-@transaction.atomic
+@audited_transaction()
 def escalation_cancel(*, integration: Integration, escalation_id: int, reason: str) -> Escalation:
     """The agent withdraws its case. Withdrawing twice answers the same."""
     escalation = selectors.escalation_for_integration(
@@ -456,7 +461,7 @@ def escalation_cancel(*, integration: Integration, escalation_id: int, reason: s
     return escalation
 
 
-@transaction.atomic
+@audited_transaction()
 def escalation_record_feedback(
     *,
     integration: Integration,
@@ -475,7 +480,7 @@ def escalation_record_feedback(
         integration=integration, escalation_id=escalation_id
     )
     try:
-        with transaction.atomic():
+        with audited_transaction():
             feedback = Feedback.objects.create(
                 escalation=escalation, csat=csat, effort=effort, comment=comment
             )

@@ -22,12 +22,11 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from console.events import publish_case_changed
-from escalations.audit import Actor, audit_record
+from escalations.audit import Actor, audit_record, audited_transaction
 from escalations.models import Escalation, Status
 from routing.models import Presence, ReviewerProfile, Shift
 
@@ -102,12 +101,16 @@ def qualified(profile: ReviewerProfile, case: Escalation) -> bool:
     return not (case.language and profile.languages and case.language not in profile.languages)
 
 
-def _roster() -> list[ReviewerProfile]:
-    return list(
+def _roster(*, online_at: datetime | None = None) -> list[ReviewerProfile]:
+    """The roster with skills and shifts; with `online_at`, only the people online then."""
+    people = (
         ReviewerProfile.objects.select_related("user")
         .prefetch_related("skills__skill", "shifts")
         .filter(user__is_active=True)
     )
+    if online_at is not None:
+        people = people.filter(presence=Presence.ONLINE, last_seen_at__gte=online_at - PRESENCE_TTL)
+    return list(people)
 
 
 def _handled_customer(case: Escalation) -> set[int]:
@@ -237,8 +240,13 @@ def _offer_locked(
     return None
 
 
-@transaction.atomic
-def assignment_offer(*, escalation_id: int, now: datetime | None = None) -> ReviewerProfile | None:
+@audited_transaction()
+def assignment_offer(
+    *,
+    escalation_id: int,
+    now: datetime | None = None,
+    roster: list[ReviewerProfile] | None = None,
+) -> ReviewerProfile | None:
     """Offer one queued case, if it is still queued and nobody else is handling it now."""
     case = (
         Escalation.objects.select_for_update(skip_locked=True, of=("self",))
@@ -247,13 +255,17 @@ def assignment_offer(*, escalation_id: int, now: datetime | None = None) -> Revi
     )
     if case is None:
         return None
-    return _offer_locked(case, now=now or timezone.now())
+    return _offer_locked(case, now=now or timezone.now(), roster=roster)
 
 
 def assignment_run(*, limit: int = 200, now: datetime | None = None) -> int:
     """Offer queued cases in priority, then deadline, order; returns how many were offered.
     Each case is its own short transaction, so one slow claim holds up nothing else."""
     now = now or timezone.now()
+    # Who is online is read once per run; loads are counted afresh under each claim's lock.
+    roster = _roster(online_at=now)
+    if not roster:
+        return 0
     ids = list(
         Escalation.objects.filter(status=Status.QUEUED)
         .order_by("priority", "sla_resolve_due", "id")
@@ -261,12 +273,12 @@ def assignment_run(*, limit: int = 200, now: datetime | None = None) -> int:
     )
     offered = 0
     for escalation_id in ids:
-        if assignment_offer(escalation_id=escalation_id, now=now) is not None:
+        if assignment_offer(escalation_id=escalation_id, now=now, roster=roster) is not None:
             offered += 1
     return offered
 
 
-@transaction.atomic
+@audited_transaction()
 def assignment_expire_offers(*, now: datetime | None = None) -> int:
     """Offers not accepted within the accept window go back to the queue, and on to the
     next eligible person (never the same one again)."""

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from console.events import publish_case_changed
-from escalations.audit import Actor, audit_record
+from escalations.audit import Actor, audit_record, audited_transaction
 from escalations.errors import Conflict, Forbidden, InvalidInput, NotFound
 from escalations.models import OPEN_STATUSES, Escalation, Status
 from routing.assignment import CapacityFull, is_online, lock_capacity
@@ -38,13 +38,13 @@ def presence_seen(*, user: User) -> None:
     fields: dict[str, Any] = {"last_seen_at": now}
     if profile.presence == Presence.OFFLINE:
         fields |= {"presence": Presence.ONLINE, "presence_changed_at": now}
-    with transaction.atomic():
+    with audited_transaction():
         ReviewerProfile.objects.filter(pk=profile.pk).update(**fields)
         if not was_online and fields.get("presence", profile.presence) == Presence.ONLINE:
             _schedule_assignment()  # someone came online: the queue may move
 
 
-@transaction.atomic
+@audited_transaction()
 def presence_set(*, user: User, presence: str) -> ReviewerProfile:
     """The manual switch: online, away (no new offers) or offline."""
     if presence not in Presence.values:
@@ -76,7 +76,7 @@ def presence_set(*, user: User, presence: str) -> ReviewerProfile:
     return profile
 
 
-@transaction.atomic
+@audited_transaction()
 def escalation_reassign(
     *,
     escalation_id: int,
@@ -118,13 +118,24 @@ def escalation_reassign(
             raise Conflict(str(full)) from None
     previous = case.assignee
     now = timezone.now()
+    if to_user is None and previous is not None:
+        # Back to the queue means "someone else": never offered straight back to them.
+        case.declined_by = [*(case.declined_by or []), previous.pk]
     case.assignee = to_user
     case.status = Status.ASSIGNED if to_user is not None else Status.QUEUED
     case.offered_at = now if to_user is not None else None
     case.accepted_at = None
     case.version += 1
     case.save(
-        update_fields=["assignee", "status", "offered_at", "accepted_at", "version", "updated_at"]
+        update_fields=[
+            "assignee",
+            "status",
+            "offered_at",
+            "accepted_at",
+            "declined_by",
+            "version",
+            "updated_at",
+        ]
     )
     audit_record(
         actor=Actor.person(supervisor),
@@ -206,7 +217,7 @@ def _locked_profile(profile_id: int) -> ReviewerProfile:
     return profile
 
 
-@transaction.atomic
+@audited_transaction()
 def roster_profile_add(
     *,
     actor: Actor,
@@ -232,7 +243,7 @@ def roster_profile_add(
     if errors:
         raise InvalidInput("The person was not added.", errors=errors)
     try:
-        with transaction.atomic():
+        with audited_transaction():
             profile.save()
     except IntegrityError:  # someone added them a moment ago
         raise InvalidInput(
@@ -243,7 +254,7 @@ def roster_profile_add(
     return profile
 
 
-@transaction.atomic
+@audited_transaction()
 def roster_profile_change(
     *,
     actor: Actor,
@@ -315,7 +326,7 @@ def _clock(shift: Shift) -> str:
     return f"{shift.weekday_name} {shift.starts:%H:%M}\u2013{shift.ends:%H:%M}"
 
 
-@transaction.atomic
+@audited_transaction()
 def roster_shifts_add(
     *, actor: Actor, profile_id: int, weekdays: Sequence[int], starts: time, ends: time
 ) -> list[Shift]:
@@ -365,7 +376,7 @@ def roster_shifts_add(
     return shifts
 
 
-@transaction.atomic
+@audited_transaction()
 def roster_shift_remove(*, actor: Actor, shift_id: int) -> ReviewerProfile:
     _check_roster_actor(actor)
     shift = Shift.objects.select_related("profile__user").filter(pk=shift_id).first()
@@ -396,7 +407,7 @@ def _add_named(actor: Actor, model: type[Skill] | type[Team], slug: str, name: s
     except ValidationError as error:
         raise InvalidInput(f"The {kind} was not added.", errors=_field_errors(error)) from None
     try:
-        with transaction.atomic():
+        with audited_transaction():
             row.save()
     except IntegrityError:
         raise InvalidInput(
@@ -409,14 +420,14 @@ def _add_named(actor: Actor, model: type[Skill] | type[Team], slug: str, name: s
     return row
 
 
-@transaction.atomic
+@audited_transaction()
 def roster_skill_add(*, actor: Actor, slug: str, name: str) -> Skill:
     """A skill cases can need (a task type's or a rule's `skill` names it by slug)."""
     skill: Skill = _add_named(actor, Skill, slug, name)
     return skill
 
 
-@transaction.atomic
+@audited_transaction()
 def roster_team_add(*, actor: Actor, slug: str, name: str) -> Team:
     team: Team = _add_named(actor, Team, slug, name)
     return team

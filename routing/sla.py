@@ -21,12 +21,11 @@ from functools import reduce
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from console.events import publish_case_changed, publish_sla_alert
-from escalations.audit import Actor, audit_record
+from escalations.audit import Actor, audit_record, audited_transaction
 from escalations.errors import Forbidden, InvalidInput
 from escalations.models import OPEN_STATUSES, AuditEvent, Escalation, Priority, Status
 from routing.models import SlaTarget
@@ -120,7 +119,7 @@ def sla_target_errors(
     return errors
 
 
-@transaction.atomic
+@audited_transaction()
 def sla_target_update(
     *,
     target: SlaTarget,
@@ -245,7 +244,7 @@ def _earliest(values: Iterable[datetime | None]) -> datetime | None:
 
 
 def _warn(case: Escalation, clock: Clock, *, now: datetime, share: float) -> bool:
-    with transaction.atomic():
+    with audited_transaction():
         marked = Escalation.objects.filter(
             pk=case.pk,
             version=case.version,
@@ -285,7 +284,7 @@ def _breach(case: Escalation, clock: Clock, *, now: datetime, targets: dict[int,
         "sla_accept_due": _earliest([case.sla_accept_due, accept_due]),
         "sla_resolve_due": _earliest([case.sla_resolve_due, resolve_due]),
     }
-    with transaction.atomic():
+    with audited_transaction():
         marked = Escalation.objects.filter(
             pk=case.pk, version=case.version, sla_breached_at__isnull=True
         ).update(sla_breached_at=now, version=F("version") + 1, updated_at=now, **after)

@@ -855,7 +855,10 @@ def package_with_turns(n: int, external_id: str) -> dict[str, Any]:
     return package
 
 
-QUERY_BUDGET = 25  # an ingest's SQL, whatever the transcript's length
+# An ingest's SQL, whatever the transcript's length: the case, its customer and messages, the
+# policy in force, the first offer (roster, loads), the audit events and, on PostgreSQL,
+# the audit lock taken before any row lock.
+QUERY_BUDGET = 30
 
 
 def test_ingest_queries_are_bounded_and_do_not_grow_with_the_transcript(

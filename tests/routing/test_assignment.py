@@ -22,6 +22,7 @@ from escalations.audit import Actor, audit_verify
 from escalations.decisions import escalation_accept
 from escalations.errors import Conflict, Forbidden, InvalidInput
 from escalations.models import AuditEvent, Escalation, Integration, Status
+from escalations.schemas import HandoffIn
 from escalations.services import integration_rotate_token
 from routing.assignment import (
     PRESENCE_TTL,
@@ -33,12 +34,13 @@ from routing.assignment import (
     handoff_record,
     lock_capacity,
     next_shift_start,
+    qualified,
     shift_covers,
 )
 from routing.models import Presence, ReviewerProfile, ReviewerSkill, Shift, Skill
 from routing.services import escalation_reassign
 from tests.conftest import API, bearer_client
-from tests.people import make_user
+from tests.people import case_package, make_user
 
 TZ = ZoneInfo(settings.TIME_ZONE)
 MONDAY = datetime(2025, 6, 2, 10, 0, tzinfo=TZ)  # 2 June 2025 is a Monday
@@ -643,3 +645,37 @@ def test_only_supervisors_reassign_and_only_to_people_who_work_cases(
         )
     case.refresh_from_db()
     assert (case.status, case.assignee_id) == (Status.QUEUED, None)
+
+
+def test_back_to_the_queue_is_never_offered_straight_back_to_the_previous_holder(
+    queued: Callable[..., Escalation], supervisor: User, reviewer: User, reviewer2: User
+) -> None:
+    rostered(reviewer)
+    rostered(reviewer2)
+    case = queued()
+    hold(case, reviewer, Status.IN_REVIEW)
+    case.refresh_from_db()
+
+    escalation_reassign(
+        escalation_id=case.pk,
+        supervisor=supervisor,
+        to_user=None,
+        reason="ann is swamped",
+        version=case.version,
+    )
+    offered_to = assignment_offer(escalation_id=case.pk, now=MONDAY)
+    assert offered_to is not None and offered_to.user == reviewer2
+
+
+def test_the_case_language_is_matched_by_its_primary_subtag(
+    agent: Integration, review_type: Any, reviewer: User
+) -> None:
+    from escalations.services import escalation_ingest
+
+    package = HandoffIn.model_validate(
+        case_package(77, customer={"id": "c77", "name": "Gwen", "language": "EN-gb"})
+    )
+    case = escalation_ingest(integration=agent, package=package).escalation
+    assert case.language == "en"
+    profile = rostered(reviewer, languages=["en"])
+    assert qualified(profile, case)

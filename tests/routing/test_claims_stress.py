@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from escalations.audit import Actor, audit_record, audit_verify
+from escalations.audit import Actor, audit_record, audit_verify, audited_transaction
 from escalations.decisions import DecisionInput, escalation_accept, escalation_decide
 from escalations.errors import Conflict, Forbidden, InvalidInput
 from escalations.models import (
@@ -64,9 +64,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 CASES = 3_000
 REVIEWERS = 40
 SUPERVISORS = 3
-# Expirers stay out until assignment_expire_offers stops deadlocking (the xfail below):
-# with three of them, dozens of claims a run die of "deadlock detected".
-EXPIRERS = 0
+# Expirers move lapsed offers on while everyone else claims (they once deadlocked against
+# the audit lock; the tests at the end reproduce that step by step).
+EXPIRERS = 3
 ROLES = ["router"] * 11 + ["reviewer"] * 18 + ["supervisor"] * 3 + ["expirer"] * EXPIRERS
 SECONDS = 6.0  # of concurrent work, after every process has started
 ACCEPT_SECONDS = 2  # the offer window in the claimers, so offers do lapse during the run
@@ -470,7 +470,8 @@ def _holding_capacity_lock_while(
 
     def holder() -> None:
         try:
-            with transaction.atomic():
+            # As every service that locks a profile does: the audit lock first, then rows.
+            with audited_transaction():
                 lock_capacity(user)
                 locked.set()
                 go_on.wait(timeout=10)
@@ -523,12 +524,6 @@ def _always_on_duty(user: User) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # the deadlock; a missing PostgreSQL under CI=true still fails
-    reason="assignment_expire_offers audits the expiry (audit lock) before it locks the next "
-    "person's profile for the new offer, and holds every stale case in one transaction",
-)
 def test_expiring_an_offer_while_the_next_person_is_locked_does_not_deadlock(
     make_case: Callable[..., Escalation], reviewer: User, reviewer2: User
 ) -> None:
@@ -547,12 +542,6 @@ def test_expiring_an_offer_while_the_next_person_is_locked_does_not_deadlock(
     assert case.assignee_id == reviewer2.pk
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # the deadlock; a missing PostgreSQL under CI=true still fails
-    reason="escalation_ingest audits the arrival (audit lock) before handoff_record locks "
-    "the chosen person's profile for the first offer",
-)
 def test_a_new_case_offered_to_someone_being_locked_does_not_deadlock(
     agent: Integration, review_type: TaskType, reviewer: User
 ) -> None:
