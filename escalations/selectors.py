@@ -126,7 +126,7 @@ def escalation_for_integration(*, integration: Integration, escalation_id: int) 
 
 # --- The console ---------------------------------------------------------------------------
 
-INBOX_VIEWS = ("mine", "queue", "all")
+INBOX_VIEWS = ("mine", "queue", "all", "review")
 INBOX_STATUSES = (
     Status.QUEUED,
     Status.ASSIGNED,
@@ -240,6 +240,39 @@ def _takeable(cases: QuerySet[Escalation], *, user: Any) -> QuerySet[Escalation]
     return cases
 
 
+def _review_cursor_of(escalation: Escalation) -> str:
+    return f"{escalation.created_at.isoformat()}~{escalation.pk}"
+
+
+def _review_page(
+    cases: QuerySet[Escalation], *, filters: InboxFilters, after: str | None, limit: int
+) -> InboxPage:
+    """Sampled L1 cases awaiting their after-the-fact review (DESIGN §4), oldest first:
+    they have no SLA deadline, and the longest unreviewed is the riskiest."""
+    cases = cases.filter(
+        status=Status.AUTO_RESOLVED, sampled_for_review=True, reviewed_at__isnull=True
+    )
+    if filters.priority:
+        cases = cases.filter(priority=filters.priority)
+    if filters.task_type:
+        cases = cases.filter(task_type__slug=filters.task_type)
+    if filters.trigger:
+        cases = cases.filter(trigger_codes__contains=f" {filters.trigger} ")
+    if after:
+        try:
+            created_raw, pk_raw = after.split("~")
+            created, pk = datetime.fromisoformat(created_raw), int(pk_raw)
+        except ValueError:
+            raise InvalidInput(
+                "That page link is not valid.",
+                errors=[{"field": "after", "message": "bad cursor"}],
+            ) from None
+        cases = cases.filter(Q(created_at__gt=created) | Q(created_at=created, pk__gt=pk))
+    rows = list(cases.order_by("created_at", "id")[: limit + 1])
+    next_cursor = _review_cursor_of(rows[limit - 1]) if len(rows) > limit else None
+    return InboxPage(rows=rows[:limit], next_cursor=next_cursor, filters=filters)
+
+
 def inbox_for_reviewer(
     *, user: Any, filters: InboxFilters, after: str | None = None, limit: int = 50
 ) -> InboxPage:
@@ -247,6 +280,8 @@ def inbox_for_reviewer(
     if not may_work(user):
         return InboxPage(rows=[], next_cursor=None, filters=filters)
     cases = Escalation.objects.select_related("task_type", "customer", "assignee")
+    if filters.view == "review":
+        return _review_page(cases, filters=filters, after=after, limit=limit)
     if filters.view == "mine":
         cases = cases.filter(assignee=user)
     elif filters.view == "queue":
