@@ -19,7 +19,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from escalations import services
+from escalations import policy_admin, services
 from escalations.audit import Actor, audit_record
 from escalations.models import (
     AuditEvent,
@@ -77,7 +77,8 @@ class ReadOnlyAdmin(RoleAdmin):
 
 
 class AuditedPolicyAdmin(RoleAdmin):
-    """Task types and rules: each save is versioned and audited in the same transaction."""
+    """Task types and rules: each save goes through the policy services, which version and
+    audit it, exactly as an edit on the console's policy pages does."""
 
     view_perm = MANAGE_POLICY
     edit_perm = MANAGE_POLICY
@@ -87,30 +88,24 @@ class AuditedPolicyAdmin(RoleAdmin):
     def snapshot(self, obj: Any) -> dict[str, Any]:
         raise NotImplementedError
 
+    def save_through_service(self, *, obj: Any, actor: Actor, fields: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
     def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
-        before = self.snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
-        form.baton_audit_before = before  # type: ignore[attr-defined]
-        super().save_model(request, obj, form, change)
+        fields = {
+            name: value
+            for name, value in form.cleaned_data.items()
+            if name not in self.readonly_fields
+        }
+        saved = self.save_through_service(
+            obj=obj if change else None, actor=Actor.person(request.user), fields=fields
+        )
+        obj.pk, obj.version = saved.pk, saved.version
 
     def save_related(
         self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool
     ) -> None:
-        super().save_related(request, form, formsets, change)
-        obj = form.instance
-        before = getattr(form, "baton_audit_before", None)
-        after = self.snapshot(obj)
-        if before is not None:
-            changed = {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
-            if not changed:
-                return
-            # The version tells which policy judged each case: bump it on every real change.
-            type(obj).objects.filter(pk=obj.pk).update(version=obj.version + 1)
-            obj.version += 1
-            data = {"changed": changed, "version": obj.version}
-            verb = f"{self.audit_noun}.updated"
-        else:
-            data, verb = after, f"{self.audit_noun}.created"
-        audit_record(actor=Actor.person(request.user), verb=verb, obj=obj, data=data)
+        """The service saved the relations (a rule's task types) itself."""
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         data = self.snapshot(obj)
@@ -151,10 +146,24 @@ class TaskTypeAdmin(AuditedPolicyAdmin):
         ]  # fmt: skip
         return {name: getattr(obj, name) for name in fields}
 
+    def save_through_service(self, *, obj: Any, actor: Actor, fields: dict[str, Any]) -> Any:
+        if obj is None:
+            return policy_admin.task_type_create(actor=actor, **fields)
+        return policy_admin.task_type_update(task_type=obj, actor=actor, **fields)
+
+
+class PolicyRuleForm(ModelForm):
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance.hard and not cleaned.get("enabled", True):
+            self.add_error("enabled", "A hard rule cannot be disabled.")
+        return cleaned
+
 
 @admin.register(PolicyRule)
 class PolicyRuleAdmin(AuditedPolicyAdmin):
     audit_noun = "policy_rule"
+    form = PolicyRuleForm
     list_display = ("code", "name", "hard", "enabled", "level", "priority", "skill", "version")
     list_filter = ("hard", "enabled", "level", "priority", "skill")
     search_fields = ("code", "name", "description", "keywords", "pattern")
@@ -169,6 +178,9 @@ class PolicyRuleAdmin(AuditedPolicyAdmin):
         data = {name: getattr(obj, name) for name in fields}
         data["task_types"] = sorted(obj.task_types.values_list("slug", flat=True)) if obj.pk else []
         return data
+
+    def save_through_service(self, *, obj: Any, actor: Actor, fields: dict[str, Any]) -> Any:
+        return policy_admin.rule_save(rule=obj, actor=actor, **fields)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # Hard rules ship with Baton: they may be tuned, never turned into ordinary ones.
@@ -216,20 +228,13 @@ class IntegrationAdmin(RoleAdmin):
                 name=obj.name, callback_url=obj.default_callback_url, actor=actor
             )
             if not obj.active:
-                integration.active = False
-                integration.save(update_fields=["active"])
+                policy_admin.integration_update(integration=integration, actor=actor, active=False)
             obj.pk, obj.token_prefix = integration.pk, integration.token_prefix
             _show_token(request, integration, token)
             return
-        before = Integration.objects.get(pk=obj.pk)
-        changed = {
-            name: {"from": getattr(before, name), "to": getattr(obj, name)}
-            for name in ("default_callback_url", "active")
-            if getattr(before, name) != getattr(obj, name)
-        }
-        super().save_model(request, obj, form, change)
-        if changed:
-            audit_record(actor=actor, verb="integration.updated", obj=obj, data=changed)
+        policy_admin.integration_update(
+            integration=obj, actor=actor, callback_url=obj.default_callback_url, active=obj.active
+        )
 
     @admin.action(description="Rotate the API token (the new one is shown once)")
     def rotate_token(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:

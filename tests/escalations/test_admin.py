@@ -114,7 +114,7 @@ def test_a_task_type_edit_is_versioned_and_audited(demo: None) -> None:
     assert (task_type.level, task_type.version) == (3, 2)
     event = AuditEvent.objects.order_by("-seq").first()
     assert event is not None
-    assert (event.verb, event.actor_label) == ("task_type.updated", "admin1")
+    assert (event.verb, event.actor_label) == ("task_type.changed", "admin1")
     assert event.data["changed"] == {"level": {"from": 2, "to": 3}}
     assert audit_verify()[1] is None
 
