@@ -13,6 +13,7 @@ urlpatterns = [
     path("cases/<int:escalation_id>/decide", views.case_decide, name="case_decide"),
     path("healthz", views.healthz, name="healthz"),
     path("", include("routing.urls")),  # presence, roster, coverage, the supervisor board
+    path("", include("escalations.urls_audit")),  # the audit trail: read, verify, export
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),
 ]

@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ContextDecorator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from escalations.models import AuditEvent, Escalation, Integration
@@ -196,3 +198,121 @@ def audit_verify() -> tuple[int, ChainBreak | None]:
     count = AuditEvent.objects.count()
     first = next(audit_chain_breaks(), None)
     return count, first
+
+
+# --- Reading the trail (the audit page and its exports) --------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What a regulator narrows the trail to; an unusable value is dropped, never a 500."""
+
+    case: int | None = None
+    actor: str = ""
+    verb: str = ""
+    since: date | None = None
+    until: date | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> AuditFilters:
+        case_raw = (query.get("case") or "").strip().lstrip("#")
+        return cls(
+            case=int(case_raw) if case_raw.isdigit() else None,
+            actor=(query.get("actor") or "").strip()[:200],
+            verb=(query.get("verb") or "").strip()[:64],
+            since=_date_or_none(query.get("since")),
+            until=_date_or_none(query.get("until")),
+        )
+
+    def as_query(self, **overrides: Any) -> str:
+        values = {
+            "case": self.case or "",
+            "actor": self.actor,
+            "verb": self.verb,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+            **overrides,
+        }
+        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+
+def _date_or_none(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat((value or "").strip())
+    except ValueError:
+        return None
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def audit_events_filtered(*, filters: AuditFilters) -> QuerySet[AuditEvent]:
+    """Events matching the filters, unordered. `actor` matches the label (a username,
+    `agent:<name>`, `baton`) from its start; `verb` matches a whole verb or its family
+    (`escalation.` or `escalation` for every escalation verb)."""
+    events = AuditEvent.objects.all()
+    if filters.case is not None:
+        events = events.filter(escalation_id=filters.case)
+    if filters.actor:
+        events = events.filter(actor_label__istartswith=filters.actor)
+    if filters.verb:
+        family = filters.verb if filters.verb.endswith(".") else f"{filters.verb}."
+        events = events.filter(Q(verb=filters.verb) | Q(verb__startswith=family))
+    if filters.since:
+        events = events.filter(created_at__gte=_day_start(filters.since))
+    if filters.until:  # the whole of the last day
+        events = events.filter(created_at__lt=_day_start(filters.until + timedelta(days=1)))
+    return events
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditEvent]
+    next_cursor: int | None
+
+
+def audit_page(*, filters: AuditFilters, before: int | None = None, limit: int = 100) -> AuditPage:
+    """Newest first, keyset-paginated on `seq` (unique and ordered by the chain)."""
+    events = audit_events_filtered(filters=filters).select_related("escalation")
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    rows = list(events.order_by("-seq")[: limit + 1])
+    next_cursor = rows[limit - 1].seq if len(rows) > limit else None
+    return AuditPage(rows=rows[:limit], next_cursor=next_cursor)
+
+
+def audit_verbs() -> list[str]:
+    """The verbs on record, for the filter's suggestions."""
+    return list(AuditEvent.objects.order_by("verb").values_list("verb", flat=True).distinct())
+
+
+EXPORT_FIELDS = (
+    "seq",
+    "created_at",
+    "actor_type",
+    "actor_label",
+    "verb",
+    "escalation_id",
+    "object_type",
+    "object_id",
+    "data",
+    "prev_hash",
+    "hash",
+)
+
+
+def audit_export_rows(*, filters: AuditFilters, batch_size: int = 2000) -> Iterator[dict[str, Any]]:
+    """The filtered events in chain order, one dict each, fetched in batches: an export of the
+    whole trail never holds it in memory. Timestamps as hashed (microseconds), so an exported
+    row can be re-hashed and checked against its `hash`."""
+    events = (
+        audit_events_filtered(filters=filters)
+        .order_by("seq")
+        .values_list(*EXPORT_FIELDS)
+        .iterator(chunk_size=batch_size)
+    )
+    for values in events:
+        row = dict(zip(EXPORT_FIELDS, values, strict=True))
+        row["created_at"] = row["created_at"].isoformat(timespec="microseconds")
+        yield row
