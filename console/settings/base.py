@@ -205,6 +205,14 @@ BATON_AVERAGE_HANDLING_SECONDS = int(os.environ.get("BATON_AVERAGE_HANDLING_SECO
 BATON_REPEAT_WINDOW_HOURS = int(os.environ.get("BATON_REPEAT_WINDOW_HOURS", "72"))
 BATON_REPEAT_LIMIT = int(os.environ.get("BATON_REPEAT_LIMIT", "3"))
 BATON_ATTEMPTS_LIMIT = int(os.environ.get("BATON_ATTEMPTS_LIMIT", "3"))
+# Earned autonomy (DESIGN §10): a task type whose last N human decisions in the window were
+# approved unchanged at this share is a candidate to move down a level; an L1 type whose
+# after-the-fact reviews are reversed above this rate (over a minimum sample) moves back up.
+BATON_AUTONOMY_MIN_DECISIONS = int(os.environ.get("BATON_AUTONOMY_MIN_DECISIONS", "50"))
+BATON_AUTONOMY_WINDOW_DAYS = int(os.environ.get("BATON_AUTONOMY_WINDOW_DAYS", "30"))
+BATON_AUTONOMY_APPROVE_SHARE = float(os.environ.get("BATON_AUTONOMY_APPROVE_SHARE", "0.95"))
+BATON_AUTONOMY_REVERSAL_RATE = float(os.environ.get("BATON_AUTONOMY_REVERSAL_RATE", "0.05"))
+BATON_AUTONOMY_MIN_REVIEWS = int(os.environ.get("BATON_AUTONOMY_MIN_REVIEWS", "20"))
 
 LOGGING = {
     "version": 1,
