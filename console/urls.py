@@ -14,6 +14,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", include("routing.urls")),  # presence, roster, coverage, the supervisor board
     path("", include("escalations.urls_audit")),  # the audit trail: read, verify, export
+    path("policy/", include("escalations.urls_policy")),  # admins: task types, rules, SLA, agents
     path("", include("metrics.autonomy_urls")),  # earned autonomy: recommendations
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),

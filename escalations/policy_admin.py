@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import Max, Model
 from pydantic import ValidationError as SchemaError
 
 from escalations import selectors
 from escalations.audit import Actor, audit_record, audited_transaction
 from escalations.errors import Forbidden, InvalidInput
-from escalations.models import Integration, PolicyRule, TaskType
+from escalations.models import AuditEvent, Integration, PolicyRule, TaskType
 from escalations.policy import CustomerContext, PolicyDecision, RulePolicy, policy_evaluate
 from escalations.schemas import EvaluateIn
 from escalations.services import _new_webhook_secret
@@ -314,3 +315,25 @@ def integration_enable_callback_url(
     current.save(update_fields=["disabled_callback_urls"])
     audit_record(actor=actor, verb="integration.callback_enabled", obj=current, data={"url": url})
     return current
+
+
+# --- Reads for the policy pages ----------------------------------------------------------------
+
+
+def last_change(*, model: type[Model], obj: Model | None = None) -> AuditEvent | None:
+    """The latest audited change of one object, or of any object of the model."""
+    events = AuditEvent.objects.filter(object_type=model._meta.label_lower)
+    if obj is not None:
+        events = events.filter(object_id=str(obj.pk))
+    return events.order_by("-seq").first()
+
+
+def last_changes(*, model: type[Model]) -> dict[str, AuditEvent]:
+    """Object id → its latest audited change, for a list page; two queries."""
+    latest = (
+        AuditEvent.objects.filter(object_type=model._meta.label_lower)
+        .values("object_id")
+        .annotate(last=Max("seq"))
+        .values_list("last", flat=True)
+    )
+    return {e.object_id: e for e in AuditEvent.objects.filter(seq__in=list(latest))}
