@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("escalations.urls_audit")),  # the audit trail: read, verify, export
     path("policy/", include("escalations.urls_policy")),  # admins: task types, rules, SLA, agents
     path("", include("metrics.autonomy_urls")),  # earned autonomy: recommendations
+    path("metrics/", include("metrics.urls")),  # DESIGN §10, supervisors and admins
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),
 ]

@@ -29,6 +29,7 @@ from escalations.schemas import (
     MessagesOut,
     TaskTypeOut,
 )
+from metrics.services import evaluation_tally_increment
 from routing.assignment import describe as routing_handoff
 
 
@@ -158,8 +159,10 @@ def _escalation_out(request: HttpRequest, escalation: Escalation) -> dict[str, A
 
 @api.post("/evaluate", response={200: EvaluationOut, **ERRORS}, summary="Should I escalate?")
 def evaluate(request: HttpRequest, package: EvaluateIn) -> Any:
-    """Judge a package by the policy in force, without storing anything."""
-    evaluation = services.escalation_evaluate(integration=_agent(request), package=package)
+    """Judge a package by the policy in force. Stores nothing but a count for the metrics."""
+    agent = _agent(request)
+    evaluation = services.escalation_evaluate(integration=agent, package=package)
+    evaluation_tally_increment(integration=agent, task_type=evaluation.task_type)  # counting only
     decision = evaluation.decision
     return {
         "task_type": evaluation.task_type.slug,
