@@ -222,6 +222,8 @@ def _case_q(f: MetricFilter, prefix: str) -> Q:
 def final_decisions(f: MetricFilter) -> QuerySet[Decision]:
     """Final decisions on the period's cases of the task type, made by the team."""
     q = Q(final=True, escalation__created_at__gte=f.start, escalation__created_at__lt=f.end)
+    # Implied (a case is decided after it arrives) but lets the decision index bound the scan.
+    q &= Q(created_at__gte=f.start)
     if f.task_type:
         q &= Q(escalation__task_type__slug=f.task_type)
     if f.team:
