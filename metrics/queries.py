@@ -22,13 +22,12 @@ from django.db.models import (
     Aggregate,
     Count,
     F,
+    FilteredRelation,
     FloatField,
     Func,
     IntegerField,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
 )
 from django.utils import timezone
@@ -635,32 +634,34 @@ _TRIGGER_ELEMENTS = {
 
 
 def triggers(f: MetricFilter) -> MetricTable:
-    # At most one final decision per case (a unique index), so no ordering is needed.
-    final_verb = (
-        Decision.objects.filter(escalation=OuterRef("pk"), final=True).order_by().values("verb")
-    )
+    # The final decision joined, not looked up per case: at most one per case (a unique
+    # index), made after the case arrived, so the final-decision index bounds it by time.
+    final = Q(decisions__final=True, decisions__created_at__gte=f.start)
     inner = (
         cases(f)
-        .annotate(final_verb=Subquery(final_verb[:1]))
-        .values("id", "triggers", "status", "final_verb")
+        .annotate(final_decision=FilteredRelation("decisions", condition=final))
+        .values("triggers", "status", final_verb=F("final_decision__verb"))
+        .annotate(n=Count("id"))
     )
     inner_sql, params = inner.query.sql_with_params()
     join, code, rule = _TRIGGER_ELEMENTS[connection.vendor]
-    # One row per case and trigger (a rule firing twice on a case counts once), then grouped.
+    # Cases with the same triggers, status and final verb are grouped first, so the JSON is
+    # expanded once a group, not once a case. Each group then has one row per trigger (a
+    # rule firing twice on a case counts once) weighted by its cases, and these are summed.
     # Only constant fragments are formatted in; the inner query's values stay parameters.
     sql = f"""
-        SELECT code, rule, count(*),
-               sum(CASE WHEN status = %s THEN 1 ELSE 0 END),
-               sum(CASE WHEN final_verb IS NOT NULL THEN 1 ELSE 0 END),
-               sum(CASE WHEN final_verb = %s THEN 1 ELSE 0 END),
-               sum(CASE WHEN final_verb IS NOT NULL AND final_verb <> %s THEN 1 ELSE 0 END)
+        SELECT code, rule, sum(n),
+               sum(CASE WHEN status = %s THEN n ELSE 0 END),
+               sum(CASE WHEN final_verb IS NOT NULL THEN n ELSE 0 END),
+               sum(CASE WHEN final_verb = %s THEN n ELSE 0 END),
+               sum(CASE WHEN final_verb IS NOT NULL AND final_verb <> %s THEN n ELSE 0 END)
         FROM (
-            SELECT DISTINCT c.id, c.status, c.final_verb, {code} AS code,
+            SELECT DISTINCT c.triggers, c.status, c.final_verb, c.n, {code} AS code,
                    CASE WHEN {code} = 'policy_rule' THEN COALESCE({rule}, '') ELSE '' END AS rule
             FROM ({inner_sql}) AS c {join}
         ) AS fired
         GROUP BY code, rule
-        ORDER BY count(*) DESC, code, rule
+        ORDER BY sum(n) DESC, code, rule
     """  # noqa: S608
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
