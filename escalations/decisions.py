@@ -146,6 +146,14 @@ def _args_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[
     }
 
 
+def edit_size(diff: dict[str, Any]) -> int:
+    """Draft lines added or removed in the unified diff (its two header lines aside) plus the
+    action arguments changed: the edit size of DESIGN §10, stored on the decision."""
+    draft = diff.get("draft") or []
+    lines = sum(1 for line in draft if line[:1] in ("-", "+")) - (2 if draft else 0)
+    return lines + len(diff.get("args") or {})
+
+
 @dataclass(frozen=True)
 class DecisionInput:
     verb: str
@@ -221,6 +229,7 @@ def _validate(escalation: Escalation, data: DecisionInput) -> dict[str, Any]:
                 {"field": "draft_response", "message": "nothing was changed; approve instead"}
             )
         fields["diff"] = diff
+        fields["edit_size"] = edit_size(diff)
 
     if verb == Verb.ESCALATE:
         target = {

@@ -493,6 +493,9 @@ class Decision(models.Model):
     action = models.JSONField(null=True, blank=True, help_text="The action as approved.")
     draft_response = models.TextField(blank=True, help_text="The draft as approved.")
     diff = models.JSONField(default=dict, blank=True)
+    edit_size = models.PositiveIntegerField(
+        default=0, help_text="Of an edit: draft lines added or removed plus arguments changed."
+    )
     escalate_to = models.JSONField(default=dict, blank=True)
     seconds_to_decide = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

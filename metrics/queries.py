@@ -24,7 +24,6 @@ from django.db.models import (
     FilteredRelation,
     FloatField,
     Func,
-    IntegerField,
     Q,
     QuerySet,
     Sum,
@@ -148,35 +147,6 @@ class Seconds(Func):
         )
 
 
-class EditSize(Func):
-    """Lines added or removed in the draft's unified diff (its two header lines aside) plus
-    the action arguments changed, from `Decision.diff`."""
-
-    output_field = IntegerField()
-    arity = 1
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = (
-            "((SELECT count(*) FROM"
-            " jsonb_array_elements_text(COALESCE(%(expressions)s -> 'draft', '[]'::jsonb)) AS line"
-            " WHERE left(line, 1) IN ('-', '+'))"
-            " - CASE WHEN jsonb_array_length(COALESCE(%(expressions)s -> 'draft', '[]'::jsonb)) > 0"
-            " THEN 2 ELSE 0 END"
-            " + (SELECT count(*) FROM"
-            " jsonb_object_keys(COALESCE(%(expressions)s -> 'args', '{}'::jsonb))))"
-        )
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = (
-            "((SELECT count(*) FROM json_each(%(expressions)s, '$.draft')"
-            " WHERE substr(value, 1, 1) IN ('-', '+'))"
-            " - CASE WHEN json_array_length(%(expressions)s, '$.draft') > 0 THEN 2 ELSE 0 END"
-            " + (SELECT count(*) FROM json_each(%(expressions)s, '$.args')))"
-        )
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-
 def _rate(part: float | None, whole: float | None) -> float | None:
     return None if not whole else (part or 0) / whole
 
@@ -272,7 +242,7 @@ def edit_rate(f: MetricFilter) -> MetricTable:
         {
             "decisions": Count("id"),
             "edits": Count("id", filter=edited),
-            "lines": Sum(EditSize(F("diff")), filter=edited),
+            "lines": Sum("edit_size", filter=edited),
         },
     )
     rows = _with_total(rows, ["decisions", "edits", "lines"])

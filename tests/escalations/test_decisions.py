@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+from django.db import connection
 
 from escalations.audit import audit_verify
-from escalations.decisions import DecisionInput, StaleCase, escalation_accept, escalation_decide
+from escalations.decisions import (
+    DecisionInput,
+    StaleCase,
+    edit_size,
+    escalation_accept,
+    escalation_decide,
+)
 from escalations.errors import Conflict, Forbidden, InvalidInput
 from escalations.models import AuditEvent, Decision, Status, WebhookDelivery
 from tests.people import (  # noqa: F401  (fixtures)
@@ -62,6 +71,25 @@ def test_edit_stores_the_diff_of_draft_and_arguments(make_case, reviewer):
     assert decision.diff["args"] == {"amount": {"from": 80, "to": 60}}
     assert "-I have refunded 80 EUR to your card." in decision.diff["draft"]
     assert "+I have refunded 60 EUR to your card." in decision.diff["draft"]
+    assert decision.edit_size == 3  # a draft line removed and one added, an argument changed
+
+
+def test_the_migration_fills_edit_size_as_a_decision_does(make_case, reviewer):
+    fill = importlib.import_module("escalations.migrations.0008_decision_edit_size").FILL
+    decision = decide(
+        make_case(),
+        reviewer,
+        "edit",
+        draft_response="Hello.\nI have refunded 60 EUR.\nBye.",
+        action_args={"amount": 60, "currency": "USD"},
+    )
+    expected = decision.edit_size
+    assert expected == edit_size(decision.diff) > 0
+    Decision.objects.filter(pk=decision.pk).update(edit_size=0)
+    with connection.cursor() as cursor:
+        cursor.execute(fill[connection.vendor])
+    decision.refresh_from_db()
+    assert decision.edit_size == expected
 
 
 def test_edit_without_a_change_is_refused(make_case, reviewer):

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from escalations.decisions import edit_size
 from escalations.models import Decision, Escalation, Feedback, Integration, Status, TaskType
 from escalations.services import integration_create
 from metrics.models import EvaluationTally
@@ -108,6 +109,7 @@ class _Builder:
             final=final,
             case_version=1,
             diff=diff or {},
+            edit_size=edit_size(diff or {}),
             seconds_to_decide=seconds,
         )
 

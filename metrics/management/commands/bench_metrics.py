@@ -229,6 +229,7 @@ class Command(BaseCommand):
                 "final": "true",
                 "case_version": "1",
                 "diff": f"CASE WHEN e.id % 10 = 7 THEN '{EDIT_DIFF}'::jsonb ELSE '{{}}'::jsonb END",
+                "edit_size": "CASE WHEN e.id % 10 = 7 THEN 4 ELSE 0 END",  # of EDIT_DIFF
                 "seconds_to_decide": "(e.id * 7919 % 1200) / 10.0",
                 "created_at": "e.closed_at",
             },
