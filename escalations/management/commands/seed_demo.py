@@ -24,8 +24,9 @@ from django.db import transaction
 from console.roles import ADMIN, REVIEWER, SUPERVISOR, roles_ensure
 from console.services import user_create
 from escalations import services
-from escalations.audit import Actor, audit_record
+from escalations.audit import Actor
 from escalations.models import Integration, Level, PolicyRule, Priority, TaskType
+from escalations.policy_admin import rule_save, task_type_create
 from routing.models import ReviewerProfile, Skill, Team
 from routing.services import (
     roster_profile_add,
@@ -147,34 +148,6 @@ RULES: list[dict[str, Any]] = [
 ]
 
 
-def _task_type_data(task_type: TaskType) -> dict[str, Any]:
-    return {
-        "slug": task_type.slug,
-        "level": task_type.level,
-        "autonomy_threshold": task_type.autonomy_threshold,
-        "review_threshold": task_type.review_threshold,
-        "default_priority": task_type.default_priority,
-        "sample_rate": task_type.sample_rate,
-        "required_skills": task_type.required_skills,
-        "version": task_type.version,
-    }
-
-
-def _rule_data(rule: PolicyRule, task_types: list[str]) -> dict[str, Any]:
-    return {
-        "code": rule.code,
-        "keywords": rule.keywords,
-        "pattern": rule.pattern,
-        "conditions": rule.conditions,
-        "action_names": rule.action_names,
-        "level": rule.level,
-        "priority": rule.priority,
-        "skill": rule.skill,
-        "task_types": task_types,
-        "version": rule.version,
-    }
-
-
 class Command(BaseCommand):
     help = "Create the demo task types, rules, users and agent integration (idempotent)."
 
@@ -208,13 +181,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo agent token ({DEMO_INTEGRATION}): {token}")
         self.stdout.write(f"  written to {token_file}")
 
-    @transaction.atomic
     def _task_types(self, actor: Actor) -> int:
         created = 0
         for slug, name, description, level, auto, review, priority, rate, skills in TASK_TYPES:
             if TaskType.objects.filter(slug=slug).exists():
                 continue
-            task_type = TaskType(
+            task_type_create(
+                actor=actor,
                 slug=slug,
                 name=name,
                 description=description,
@@ -225,31 +198,21 @@ class Command(BaseCommand):
                 sample_rate=rate,
                 required_skills=skills,
             )
-            task_type.full_clean()
-            task_type.save()
-            audit_record(
-                actor=actor,
-                verb="task_type.created",
-                obj=task_type,
-                data=_task_type_data(task_type),
-            )
             created += 1
         return created
 
-    @transaction.atomic
     def _rules(self, actor: Actor) -> int:
         created = 0
         for spec in RULES:
             if PolicyRule.objects.filter(code=spec["code"]).exists():
                 continue
             fields = {k: v for k, v in spec.items() if k != "task_types"}
-            rule = PolicyRule(**fields)
-            rule.full_clean()
-            rule.save()
             slugs = spec.get("task_types", [])
-            rule.task_types.set(TaskType.objects.filter(slug__in=slugs))
-            audit_record(
-                actor=actor, verb="policy_rule.created", obj=rule, data=_rule_data(rule, slugs)
+            rule_save(
+                rule=None,
+                actor=actor,
+                task_types=list(TaskType.objects.filter(slug__in=slugs)),
+                **fields,
             )
             created += 1
         return created
