@@ -589,7 +589,9 @@ def packages(draw: Any, extra_customer_turns: tuple[str, ...] = ()) -> HandoffIn
         "confidence": draw(st.floats(0, 1, allow_nan=False)),
         "transcript": transcript,
         "draft_response": draw(st.one_of(st.just(""), filler)),
-        "flags": draw(st.lists(st.sampled_from(["vip", "high-value account", "urgent"]))),
+        "flags": draw(
+            st.lists(st.sampled_from(["vip", "high-value account", "urgent"]), max_size=5)
+        ),
         "attributes": draw(
             st.dictionaries(
                 st.sampled_from(["amount", "channel", "seats"]),
