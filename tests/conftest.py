@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test import Client
+from hypothesis import settings as hypothesis_settings
 
 from escalations.models import Integration, Level, PolicyRule, Priority, TaskType
 from escalations.services import integration_create
@@ -26,6 +27,14 @@ from tests.factories import TaskTypeFactory
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API = "/api/v1"
+
+
+# --- Hypothesis ------------------------------------------------------------------------------
+# In CI the property tests draw the same examples on every run: a red CI always means a
+# change broke something, never an unlucky draw. Locally they explore afresh each time.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}:
+    hypothesis_settings.load_profile("ci")
 
 
 # --- Service gating -------------------------------------------------------------------------
