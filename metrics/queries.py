@@ -12,11 +12,13 @@ who made the decision (decision metrics).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from math import ceil, floor
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
     Count,
@@ -695,3 +697,23 @@ METRICS: dict[str, Callable[[MetricFilter], MetricTable]] = {
     "triggers": triggers,
     "reviewers": reviewers,
 }
+
+
+def metrics_all(metric_filter: MetricFilter) -> list[MetricTable]:
+    """Every metric, in page order. On PostgreSQL, outside a transaction, the independent
+    aggregates run side by side on their own connections (the server has cores to spare
+    while one query waits on another); inside a transaction, where other connections could
+    not see its rows, and on SQLite, they run one after another."""
+    queries = list(METRICS.values())
+    workers = settings.BATON_METRICS_PARALLEL
+    if connection.vendor != "postgresql" or connection.in_atomic_block or workers <= 1:
+        return [query(metric_filter) for query in queries]
+
+    def run(query: Callable[[MetricFilter], MetricTable]) -> MetricTable:
+        try:
+            return query(metric_filter)
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics") as pool:
+        return list(pool.map(run, queries))

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from escalations.models import TaskType
 from metrics import rendering
-from metrics.queries import METRICS, MetricFilter
+from metrics.queries import METRICS, MetricFilter, metrics_all
 from routing.models import Team
 
 supervisors = permission_required("escalations.view_all_escalations", raise_exception=True)
@@ -48,7 +48,7 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         filename = f"baton-{export}-{metric_filter.start:%Y%m%d}-{metric_filter.end:%Y%m%d}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
-    tables = [rendering.table_view(query(metric_filter)) for query in METRICS.values()]
+    tables = [rendering.table_view(table) for table in metrics_all(metric_filter)]
     context = {
         "section": "metrics",
         "tables": tables,

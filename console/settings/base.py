@@ -201,6 +201,9 @@ BATON_WEBHOOK_ALLOWED_HOSTS = env_list("BATON_WEBHOOK_ALLOWED_HOSTS")
 BATON_OFFER_ACCEPT_SECONDS = int(os.environ.get("BATON_OFFER_ACCEPT_SECONDS", "120"))
 # A rough handling time per case, for the ETA told to agents whose case waits in the queue.
 BATON_AVERAGE_HANDLING_SECONDS = int(os.environ.get("BATON_AVERAGE_HANDLING_SECONDS", "300"))
+# The metrics page runs its independent aggregates on this many connections at once
+# (PostgreSQL, outside a transaction); 1 runs them one after another.
+BATON_METRICS_PARALLEL = int(os.environ.get("BATON_METRICS_PARALLEL", "4"))
 # The window in which a customer's escalations count towards `repeated_failure`.
 BATON_REPEAT_WINDOW_HOURS = int(os.environ.get("BATON_REPEAT_WINDOW_HOURS", "72"))
 BATON_REPEAT_LIMIT = int(os.environ.get("BATON_REPEAT_LIMIT", "3"))
