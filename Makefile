@@ -18,13 +18,15 @@ BATON_PORT ?= 8000
 export BATON_HOST BATON_PORT
 export BATON_PUBLIC_URL ?= http://$(BATON_HOST):$(BATON_PORT)
 
-.PHONY: help install run test lint fmt
+.PHONY: help install run test lint fmt bench drills
 
 help:
 	@echo "make run    start Baton with demo data, a Celery worker and beat, and a simulated agent"
 	@echo "make test   run the test suite (pass pytest options with ARGS='-k demo -x')"
 	@echo "make lint   ruff check, ruff format --check, mypy"
 	@echo "make fmt    ruff format and ruff check --fix"
+	@echo "make bench  benchmarks on PostgreSQL and Redis, figures in var/bench/ (ARGS='ingest --quick')"
+	@echo "make drills fault drills on PostgreSQL and Redis, results in var/bench/ (ARGS='--quick')"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Baton needs Python 3.11 or newer (python3.11 or python3)." >&2; exit 1; }
@@ -62,3 +64,10 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Both need PostgreSQL and Redis (BATON_BENCH_PG, BATON_BENCH_REDIS; see tests/bench/harness.py).
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench $(ARGS)
+
+drills: $(STAMP)
+	$(BIN)/python -m tests.drills $(ARGS)
