@@ -37,7 +37,7 @@ DATABASE = os.environ.get("BATON_BENCH_DATABASE", "baton_bench_run")
 # Redis database 9 by default: flushed at the start of a run, so not the one Baton uses.
 REDIS_URL = os.environ.get("BATON_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 VAR = Path(os.environ.get("BATON_VAR_DIR", ROOT / "var")) / "bench"
-PASSWORD = "bench-pass"  # noqa: S105 -- scratch users in a scratch database
+PASSWORD = "bench-pass"  # scratch users in a scratch database
 
 
 def database_url(name: str = DATABASE) -> str:
@@ -360,7 +360,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def ms(seconds: float) -> str:
-    return "–" if math.isnan(seconds) else f"{seconds * 1000:.1f}"
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.1f}"
 
 
 def machine() -> list[tuple[str, str]]:
@@ -377,7 +377,7 @@ def machine() -> list[tuple[str, str]]:
         memory = f"{kb / 1024 / 1024:.1f} GiB"
     rows = [
         ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
-        ("CPU", f"{cpu or platform.processor()} × {os.cpu_count()} cores"),
+        ("CPU", f"{cpu or platform.processor()}, {os.cpu_count()} cores"),
         ("memory", memory),
         ("OS", f"{platform.system()} {platform.release()}"),
         ("Python", platform.python_version()),
@@ -393,7 +393,7 @@ def machine() -> list[tuple[str, str]]:
 
         rows.append(("Redis", str(redis.Redis.from_url(REDIS_URL).info("server")["redis_version"])))
     with contextlib.suppress(Exception):
-        commit = subprocess.run(  # noqa: S603
+        commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
             cwd=ROOT,
             capture_output=True,
@@ -501,7 +501,7 @@ def main(kind: str, package: str, argv: Sequence[str]) -> int:
         redis_flush()
         try:
             module.run(report, quick=args.quick)
-        except Exception as error:  # noqa: BLE001 -- one failing module must not hide the rest
+        except Exception as error:  # one failing module must not hide the rest
             import traceback
 
             traceback.print_exc()
