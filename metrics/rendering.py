@@ -34,14 +34,22 @@ def cell_text(value: Any, kind: str) -> str:
     return str(value)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); names in the tables are typed by people, so text cells are quoted.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def cell_raw(value: Any, kind: str) -> Any:
-    """The CSV's figure: rates as fractions, durations in seconds, no thousands separators."""
+    """The CSV's figure: rates as fractions, durations in seconds, no thousands separators;
+    text that a spreadsheet would take for a formula is prefixed with an apostrophe."""
     if value is None:
         return ""
     if kind in ("rate", "number"):
         return round(value, 4)
     if kind == "seconds":
         return round(value, 1)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 
