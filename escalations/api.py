@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from ninja import NinjaAPI, Query, Status
+from ninja import NinjaAPI, Query, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
@@ -286,3 +287,27 @@ def task_types(request: HttpRequest) -> Any:
         }
         for t in selectors.task_types_active()
     ]
+
+
+# --- Benchmarks -------------------------------------------------------------------------------
+
+
+class NoopOut(Schema):
+    external_id: str
+
+
+def bench_router() -> Router:
+    """A baseline for the ingest benchmark: the same server, token check and body parsing
+    as `POST /escalations`, and nothing else. A fresh router each call (a router belongs
+    to one API), so a test can mount it on an API of its own."""
+    router = Router()
+
+    @router.post("/noop", response={200: NoopOut, **ERRORS}, include_in_schema=False)
+    def bench_noop(request: HttpRequest, package: HandoffIn) -> Any:
+        return {"external_id": package.external_id}
+
+    return router
+
+
+if settings.BATON_BENCH_ENDPOINTS:  # off in production: the route does not exist
+    api.add_router("/bench", bench_router())

@@ -216,6 +216,9 @@ BATON_AUTONOMY_WINDOW_DAYS = int(os.environ.get("BATON_AUTONOMY_WINDOW_DAYS", "3
 BATON_AUTONOMY_APPROVE_SHARE = float(os.environ.get("BATON_AUTONOMY_APPROVE_SHARE", "0.95"))
 BATON_AUTONOMY_REVERSAL_RATE = float(os.environ.get("BATON_AUTONOMY_REVERSAL_RATE", "0.05"))
 BATON_AUTONOMY_MIN_REVIEWS = int(os.environ.get("BATON_AUTONOMY_MIN_REVIEWS", "20"))
+# `POST /api/v1/bench/noop` (parses a handoff package, stores nothing): the baseline the
+# ingest benchmark compares against; off, the route does not exist at all.
+BATON_BENCH_ENDPOINTS = env_bool("BATON_BENCH_ENDPOINTS", default=False)
 
 LOGGING = {
     "version": 1,
