@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
 from typing import Any
 
 from metrics.queries import TOTAL, Column, MetricTable
@@ -92,7 +91,3 @@ def table_csv(table: MetricTable) -> str:
     for row in table.rows:
         writer.writerow([cell_raw(row.get(c.key), c.kind) for c in table.columns])
     return out.getvalue()
-
-
-PERIODS = {"7": timedelta(days=7), "30": timedelta(days=30), "90": timedelta(days=90)}
-PERIODS["365"] = timedelta(days=365)

@@ -138,6 +138,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # results travel through the database, never the backend
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often the metrics page's long periods are recomputed: how stale a year may be
+# (beat's schedule below needs it, so it is read here rather than with the BATON_* below).
+BATON_METRICS_SNAPSHOT_MINUTES = int(os.environ.get("BATON_METRICS_SNAPSHOT_MINUTES", "15"))
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Re-drives webhook deliveries that are due: retries, lost messages, dead workers.
     "sweep-deliveries": {"task": "escalations.sweep_deliveries", "schedule": 30.0},
@@ -146,6 +149,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-offers": {"task": "routing.expire_offers", "schedule": 15.0},
     # Service-level clocks: a warning or breach shows within half a minute of its moment.
     "sla-sweep": {"task": "routing.sla_sweep", "schedule": 30.0},
+    # The metrics page's long periods (90 and 365 days), too slow to aggregate per request.
+    "metric-snapshots": {
+        "task": "metrics.refresh_snapshots",
+        "schedule": 60.0 * BATON_METRICS_SNAPSHOT_MINUTES,
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
