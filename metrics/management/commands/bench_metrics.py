@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, models, transaction
@@ -22,8 +23,9 @@ from django.utils import timezone
 from console.roles import SUPERVISOR, roles_ensure
 from escalations.models import Decision, Escalation, Feedback, Integration, TaskType
 from escalations.services import integration_create
-from metrics.models import EvaluationTally
+from metrics.models import EvaluationTally, MetricSnapshot
 from metrics.queries import METRICS, MetricFilter
+from metrics.snapshots import metric_snapshots_refresh
 from routing.models import ReviewerProfile, Team
 
 BATCH = 100_000
@@ -316,4 +318,30 @@ class Command(BaseCommand):
             first, best = self._best(get, repeat)
             cells.append(f"{first:>10.0f} / {best:>7.0f}")
         self.stdout.write("-" * len(header))
-        self.stdout.write(f"{'whole page':<20}" + "".join(f"{c:>22}" for c in cells))
+        self.stdout.write(f"{'whole page (live)':<20}" + "".join(f"{c:>22}" for c in cells))
+        self._time_snapshots(client, repeat)
+
+    def _time_snapshots(self, client: Client, repeat: int) -> None:
+        """The long periods as the page serves them: from snapshots that beat computes."""
+        MetricSnapshot.objects.all().delete()
+        started = time.perf_counter()
+        count = metric_snapshots_refresh()
+        refresh = time.perf_counter() - started
+        self.stdout.write(
+            f"\nSnapshots (beat, every {settings.BATON_METRICS_SNAPSHOT_MINUTES} min): "
+            f"{count} computed in {refresh:.1f} s."
+        )
+        for url in (
+            "/metrics/?period=90",
+            "/metrics/?period=365",
+            f"/metrics/?period=365&task_type={TASK_TYPES[0]}",
+            f"/metrics/?period=365&team={TEAMS[0]}",
+        ):
+
+            def get(url: str = url) -> None:
+                response = client.get(url)
+                assert response.status_code == 200, response.status_code
+                assert b"Computed at" in response.content, "not served from a snapshot"
+
+            first, best = self._best(get, repeat)
+            self.stdout.write(f"  {url:<52} {first:>6.0f} / {best:>5.0f} ms")
