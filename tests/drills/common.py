@@ -263,3 +263,134 @@ def all_delivered(receiver: Receiver) -> Callable[[], bool]:
 
 def seconds(value: float | None) -> str:
     return "never" if value is None else f"{value:.1f} s"
+
+
+# --- a reviewer's browser: HTTP posts and console sockets ------------------------------------
+
+# Django accepts an unmasked 32-character secret in both the cookie and the header.
+CSRF = "drillsdrillsdrillsdrillsdrills32"
+
+
+def http_approve(base_url: str, session: str, case_id: int, version: int) -> tuple[int, str]:
+    """Approve through the console's form post, as htmx sends it (200 done, 409 refused)."""
+    import httpx
+
+    response = httpx.post(
+        f"{base_url}/cases/{case_id}/decide",
+        data={"verb": "approve", "version": str(version)},
+        cookies={"sessionid": session, "csrftoken": CSRF},
+        headers={"X-CSRFToken": CSRF, "HX-Request": "true", "Referer": base_url + "/"},
+        timeout=15,
+    )
+    return response.status_code, response.text[:300]
+
+
+@dataclass
+class Frame:
+    at: float  # time.monotonic()
+    text: str
+    connection: int  # which (re)connection of the console it came on
+
+
+# The close codes after which the htmx ws extension reconnects (hx-ws-2.js `onclose`):
+# abnormal closure, internal error, service restart, try again later. After any other
+# (1000 normal, 4xxx from the consumer) the tab stays disconnected until reloaded.
+RECONNECT_CODES = (1006, 1011, 1012, 1013)
+
+
+@dataclass
+class Console:
+    """One console tab's websocket: connects with the session cookie and an allowed
+    Origin, sends `watch`, keeps every frame, and when the socket closes reconnects with
+    the htmx ws extension's backoff (full jitter, 2^n seconds up to 64) and watches again,
+    but only after the close codes that make the extension reconnect."""
+
+    url: str  # http://host:port of the ASGI process (or a list to rotate through)
+    session: str
+    watch: dict[str, Any]
+    frames: list[Frame] = field(default_factory=list)
+    connections: int = 0
+    closed_at: list[float] = field(default_factory=list)
+    opened_at: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    gave_up: int | None = None  # the close code after which a browser would not reconnect
+    stopping: bool = False
+    max_delay: float = 64.0
+
+    async def run(self) -> None:
+        import asyncio
+        import random
+
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        ws_url = self.url.replace("http://", "ws://") + "/ws/console/"
+        retries = 0
+        while not self.stopping:
+            try:
+                async with connect(
+                    ws_url,
+                    origin=self.url,  # type: ignore[arg-type]
+                    additional_headers={"Cookie": f"sessionid={self.session}"},
+                    open_timeout=5,
+                ) as ws:
+                    self.connections += 1
+                    self.opened_at.append(time.monotonic())
+                    retries = 0
+                    await ws.send(json.dumps({"action": "watch", **self.watch}))
+                    while not self.stopping:
+                        try:
+                            text = await asyncio.wait_for(ws.recv(), 0.5)
+                        except TimeoutError:
+                            continue
+                        self.frames.append(Frame(time.monotonic(), str(text), self.connections))
+            except Exception as error:  # closed, refused, reset: reconnect as a browser does
+                code = 1006  # what a browser reports for a refused or reset connection
+                if isinstance(error, ConnectionClosed) and error.rcvd is not None:
+                    code = error.rcvd.code
+                self.errors.append(f"{type(error).__name__} {code}")
+                if code not in RECONNECT_CODES:
+                    self.gave_up = code
+                    return
+            if self.stopping:
+                return
+            self.closed_at.append(time.monotonic())
+            delay = min(self.max_delay, 2.0**retries) * random.random()
+            retries += 1
+            await asyncio.sleep(delay)
+
+    def seen(self, needle: str, *, since: float = 0.0) -> Frame | None:
+        for frame in list(self.frames):
+            if frame.at >= since and needle in frame.text:
+                return frame
+        return None
+
+
+class Consoles:
+    """Consoles run on an event loop in a thread of the runner, so the drill's main thread
+    stays synchronous (ORM, processes) and looks at their frames."""
+
+    def __init__(self, consoles: list[Console]) -> None:
+        import asyncio
+
+        self.consoles = consoles
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._main, daemon=True, name="consoles")
+
+    def _main(self) -> None:
+        import asyncio
+
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(asyncio.gather(*(c.run() for c in self.consoles)))
+
+    def __enter__(self) -> Consoles:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for console in self.consoles:
+            console.stopping = True
+        self.thread.join(15)
+
+    def all_seen(self, needle: str, *, since: float = 0.0) -> bool:
+        return all(c.seen(needle, since=since) is not None for c in self.consoles)
