@@ -38,7 +38,7 @@ class MetricSnapshot(models.Model):
 
     A year of a million cases takes seconds to aggregate, too long for a page; the
     periods in `metrics.snapshots.SNAPSHOT_PERIODS` are computed by a beat task and the
-    page shows the latest, saying when it was computed. Shorter periods are always live.
+    page shows the latest, saying when it was computed. The last 7 days are always live.
     """
 
     period = models.CharField(max_length=8)  # a key of metrics.rendering.PERIODS

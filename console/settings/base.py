@@ -149,7 +149,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-offers": {"task": "routing.expire_offers", "schedule": 15.0},
     # Service-level clocks: a warning or breach shows within half a minute of its moment.
     "sla-sweep": {"task": "routing.sla_sweep", "schedule": 30.0},
-    # The metrics page's long periods (90 and 365 days), too slow to aggregate per request.
+    # The metrics page's long periods (30 days and more), too slow to aggregate per request.
     "metric-snapshots": {
         "task": "metrics.refresh_snapshots",
         "schedule": 60.0 * BATON_METRICS_SNAPSHOT_MINUTES,

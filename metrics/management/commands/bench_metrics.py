@@ -332,6 +332,7 @@ class Command(BaseCommand):
             f"{count} computed in {refresh:.1f} s."
         )
         for url in (
+            "/metrics/",
             "/metrics/?period=90",
             "/metrics/?period=365",
             f"/metrics/?period=365&task_type={TASK_TYPES[0]}",
