@@ -64,6 +64,15 @@ class TaskTypeForm(forms.Form):
         return data
 
 
+class TaskTypeCreateForm(TaskTypeForm):
+    """A new task type: its name and slug (what agents send as `task_type`), then the policy."""
+
+    slug = forms.SlugField(max_length=64, help_text="What agents send as task_type.")
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    field_order = ["name", "slug", "description"]
+
+
 class RuleForm(forms.Form):
     code = forms.SlugField(max_length=64)
     name = forms.CharField(max_length=120)

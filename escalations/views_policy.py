@@ -22,6 +22,7 @@ from escalations.forms_policy import (
     RuleForm,
     RuleTestForm,
     SlaTargetForm,
+    TaskTypeCreateForm,
     TaskTypeForm,
 )
 from escalations.models import Integration, Level, PolicyRule, TaskType
@@ -55,6 +56,33 @@ def task_types(request: ConsoleRequest) -> HttpResponse:
         task_types=TaskType.objects.order_by("name"),
         changes=policy_admin.last_changes(model=TaskType),
         last=policy_admin.last_change(model=TaskType),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@manage_policy
+def task_type_new(request: ConsoleRequest) -> HttpResponse:
+    form = TaskTypeCreateForm(initial=TaskTypeForm.initial_for(TaskType()))  # model defaults
+    if request.method == "POST":
+        form = TaskTypeCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                created = policy_admin.task_type_create(
+                    actor=Actor.person(request.user), **form.changes()
+                )
+            except InvalidInput as error:
+                attach_errors(form, error)
+            else:
+                messages.success(request, f"{created.name}: policy v{created.version} in force.")
+                return redirect("policy_task_types")
+    return _page(
+        request,
+        "task_type.html",
+        "task_types",
+        status=422 if form.errors else 200,
+        task_type=None,
+        form=form,
     )
 
 

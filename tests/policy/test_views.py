@@ -29,6 +29,8 @@ def urls(task_type: TaskType, rule: PolicyRule, integration: Integration) -> lis
         ("get", reverse("policy_task_types")),
         ("get", reverse("policy_task_type", args=[task_type.pk])),
         ("post", reverse("policy_task_type", args=[task_type.pk])),
+        ("get", reverse("policy_task_type_new")),
+        ("post", reverse("policy_task_type_new")),
         ("get", reverse("policy_rules")),
         ("get", reverse("policy_rule_new")),
         ("post", reverse("policy_rule_new")),
@@ -130,6 +132,40 @@ def test_task_type_errors_are_shown_beside_the_field(
     assert 'id="id_sample_rate_error"' in page
     review_type.refresh_from_db()
     assert review_type.version == 1
+
+
+def test_an_admin_creates_a_task_type_that_agents_can_use_at_once(
+    admin_user: User, review_type: TaskType
+) -> None:
+    client = client_for(admin_user)
+    blank = client.get(reverse("policy_task_type_new")).content.decode()
+    assert 'name="slug"' in blank and 'value="0.05"' in blank  # the model's defaults
+    form = {
+        "name": "Warranty claims",
+        "slug": "warranty",
+        "description": "Repairs and replacements.",
+        "level": "3",
+        "review_threshold": "0.7",
+        "autonomy_threshold": "0.9",
+        "default_priority": "2",
+        "required_skills": "repairs",
+        "sample_rate": "0.1",
+        "active": "on",
+    }
+    taken = client.post(reverse("policy_task_type_new"), {**form, "slug": review_type.slug})
+    assert taken.status_code == 422
+    assert 'id="id_slug_error"' in taken.content.decode()
+    response = client.post(reverse("policy_task_type_new"), form)
+    assert response.status_code == 302
+    created = TaskType.objects.get(slug="warranty")
+    assert (created.name, created.level, created.required_skills) == (
+        "Warranty claims",
+        3,
+        ["repairs"],
+    )
+    event = AuditEvent.objects.get(verb="task_type.created")
+    assert event.data["level"] == 3 and event.user == admin_user
+    assert "Warranty claims" in client.get(reverse("policy_task_types")).content.decode()
 
 
 def test_a_rule_is_created_and_toggled_and_a_hard_one_stays_on(
