@@ -10,6 +10,8 @@ and gets it re-rendered.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,8 +26,64 @@ from escalations.errors import BatonError
 from routing import rendering as routing_rendering
 from routing.services import presence_seen
 
-DEBOUNCE_SECONDS = 0.15  # coalesce a burst of events into one render per tab
+# After a render, further events within this window coalesce into one more render per tab.
+# The first event of a quiet spell renders at once (leading edge), so a decision reaches
+# consoles without waiting; a burst (an agent posting many cases) costs one render per tab
+# per window, which bounds the renders a process does to audiences / window.
+DEBOUNCE_SECONDS = 0.15
 SUPERVISE = "escalations.reassign_escalation"
+
+
+class SharedRenders:
+    """One render per audience and moment for the consoles of this process.
+
+    A console that needs HTML for `key` fresh as of `fresh_after` (loop time) awaits a
+    render of that key started at or after that time, if one exists, instead of making its
+    own: a decision seen by 200 consoles showing the same list costs one query and one
+    template render, not 200. Correctness rests on the events being sent after commit: a
+    render started after an event was first received here reads what that event announced.
+    """
+
+    LIMIT = 2000  # audiences remembered; older entries are dropped first
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[Hashable, tuple[float, asyncio.Future[str]]] = OrderedDict()
+        self.renders = 0  # renders started, for tests and benchmarks
+
+    async def get(
+        self, key: Hashable, *, fresh_after: float, render: Callable[[], Awaitable[str]]
+    ) -> str:
+        loop = asyncio.get_running_loop()
+        entry = self.entries.get(key)
+        if entry is not None and entry[0] >= fresh_after and entry[1].get_loop() is loop:
+            return await asyncio.shield(entry[1])
+        future: asyncio.Future[str] = asyncio.ensure_future(render())
+        self.renders += 1
+        self.entries[key] = (loop.time(), future)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.LIMIT:
+            self.entries.popitem(last=False)
+        # Shielded: one console disconnecting mid-render must not cancel the others' render.
+        return await asyncio.shield(future)
+
+
+INBOX_RENDERS = SharedRenders()
+
+# When this process first received each event (loop time), so every console it reaches
+# asks for a render fresh as of that moment and they all share it.
+_FIRST_SEEN: OrderedDict[str, float] = OrderedDict()
+_FIRST_SEEN_LIMIT = 10_000
+
+
+def event_first_seen(event: dict[str, Any]) -> float:
+    now = asyncio.get_running_loop().time()
+    event_id = event.get("event")
+    if not isinstance(event_id, str):
+        return now
+    seen = _FIRST_SEEN.setdefault(event_id, now)
+    if len(_FIRST_SEEN) > _FIRST_SEEN_LIMIT:
+        _FIRST_SEEN.popitem(last=False)
+    return seen
 
 
 def _int(value: Any) -> int | None:
@@ -42,6 +100,9 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.inbox_query: dict[str, str] | None = None
+        self.inbox_audience: Hashable = None  # who else sees the same rows (SharedRenders)
+        self.inbox_fresh_after = 0.0  # loop time the next inbox render must start after
+        self.inbox_sent: str | None = None  # the rows last sent, not to send them again
         self.case_id: int | None = None
         self.case_version: int | None = None
         self.pending: asyncio.Task[None] | None = None
@@ -82,6 +143,8 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.watch(content)
         elif action == "ping":
             await database_sync_to_async(presence_seen)(user=self.user)
+            if self.inbox_query is not None:  # skills may have moved on the roster
+                self.inbox_audience = await self._audience(self.inbox_query)
             if self.board:  # presence and shifts move without case events
                 self.dirty_board = True
                 await self.flush()
@@ -99,6 +162,11 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         self.inbox_query = (
             dict(parse_qsl(str(inbox).lstrip("?"))) if isinstance(inbox, str) else None
         )
+        if self.inbox_query is not None:
+            self.inbox_audience = await self._audience(self.inbox_query)
+        # The tab shows what its page rendered: send the rows afresh from now on.
+        self.inbox_sent = None
+        self.inbox_fresh_after = asyncio.get_running_loop().time()
         case_id = _int(content.get("case"))
         previous = self.case_id
         if case_id != previous:
@@ -126,6 +194,9 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         self.dirty_presence = True
         self.case_version = _int(content.get("version")) if self.case_id is not None else None
         await self.flush()
+
+    async def _audience(self, query: dict[str, str]) -> Hashable:
+        return await database_sync_to_async(rendering.inbox_audience)(user=self.user, query=query)
 
     def _may_see(self, case_id: int) -> bool:
         return selectors.escalations_visible_to(user=self.user).filter(pk=case_id).exists()
@@ -156,6 +227,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     async def case_changed(self, event: dict[str, Any]) -> None:
         if self.inbox_query is not None:
             self.dirty_inbox = True
+            self.inbox_fresh_after = max(self.inbox_fresh_after, event_first_seen(event))
         if self.case_id is not None and event.get("id") == self.case_id:
             self.dirty_case = True
         if event.get("change") == "received":
@@ -164,7 +236,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             self.dirty_board = True
         dirty = self.dirty_inbox or self.dirty_case or self.dirty_board
         if dirty and (self.pending is None or self.pending.done()):
-            self.pending = asyncio.create_task(self._debounced_flush())
+            self.pending = asyncio.create_task(self._flush_coalescing())
 
     async def sla_alert(self, event: dict[str, Any]) -> None:
         await self.send_html(
@@ -175,19 +247,31 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             )
         )
 
-    async def _debounced_flush(self) -> None:
-        await asyncio.sleep(DEBOUNCE_SECONDS)
-        await self.flush()
+    async def _flush_coalescing(self) -> None:
+        """Render now; what arrives meanwhile waits out the window, then renders once."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await self.flush()
+            if not (self.dirty_inbox or self.dirty_case or self.dirty_board):
+                return
+            await asyncio.sleep(max(0.0, DEBOUNCE_SECONDS - (loop.time() - started)))
 
     async def flush(self) -> None:
         parts: list[str] = []
-        if self.dirty_inbox and self.inbox_query is not None:
+        query = self.inbox_query
+        if self.dirty_inbox and query is not None:
             self.dirty_inbox = False
-            parts.append(
-                await database_sync_to_async(rendering.inbox_rows)(
-                    user=self.user, query=self.inbox_query
-                )
+            rows = await INBOX_RENDERS.get(
+                self.inbox_audience,
+                fresh_after=self.inbox_fresh_after,
+                render=lambda: database_sync_to_async(rendering.inbox_rows)(
+                    user=self.user, query=query
+                ),
             )
+            if rows != self.inbox_sent:  # an event elsewhere can leave this list as it was
+                self.inbox_sent = rows
+                parts.append(rows)
         notify_id = self.dirty_notify
         if notify_id is not None:
             self.dirty_notify = None

@@ -6,6 +6,7 @@ reconnects re-fetches what it shows (DESIGN §8).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -33,7 +34,15 @@ def publish_case_changed(
 ) -> None:
     """Tell every waiter on this case, and every console's inbox unless the change cannot
     show there (who is viewing), once the transaction commits."""
-    message = {"type": "case.changed", "id": escalation_id, "change": change, "actor": actor}
+    # `event` names this one change, so the consoles of one process that receive it can
+    # share a render of it (console/consumers.py).
+    message = {
+        "type": "case.changed",
+        "id": escalation_id,
+        "change": change,
+        "actor": actor,
+        "event": uuid.uuid4().hex,
+    }
     groups = [CONSOLE_GROUP, case_group(escalation_id)] if inboxes else [case_group(escalation_id)]
     transaction.on_commit(lambda: _send(groups, message), robust=True)
 

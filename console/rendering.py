@@ -97,6 +97,25 @@ def inbox_context(*, user: Any, query: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def inbox_audience(*, user: Any, query: Mapping[str, str]) -> tuple[Any, ...]:
+    """Who sees exactly the rows `inbox_rows` renders for this user and query: consoles with
+    equal audiences are served one shared render (console/consumers.py). It follows what
+    `selectors.inbox_for_reviewer` narrows by (the view as the user may have it, their
+    skills for the queue, themselves for their own cases); when in doubt, the user alone."""
+    filters = selectors.InboxFilters.from_query(query, user=user)
+    shape = (filters, query.get("after") or "", selectors.sees_all(user))
+    if not selectors.may_work(user) or filters.view == "mine":
+        return ("user", user.pk, *shape)
+    if filters.view == "queue" and not shape[2] and hasattr(user, "reviewer_profile"):
+        from routing.models import ReviewerSkill
+
+        skills = ReviewerSkill.objects.filter(profile__user=user).values_list(
+            "skill__slug", flat=True
+        )
+        return ("queue", frozenset(skills), *shape)
+    return (filters.view, *shape)  # the whole queue, all cases, the review queue
+
+
 def inbox_rows(*, user: Any, query: Mapping[str, str]) -> str:
     context = {**inbox_context(user=user, query=query), "oob": True}
     return render_to_string("console/inbox.html#rows", context)

@@ -172,3 +172,118 @@ async def test_viewers_and_appended_messages_show_live(reviewer, supervisor, mak
         )
     finally:
         await ann.disconnect()
+
+
+# --- shared renders, leading edge, unchanged lists (console/consumers.py) ------------------
+
+
+def rostered(user, skills: list[str]) -> None:
+    from routing.models import ReviewerProfile, ReviewerSkill, Skill
+
+    profile = ReviewerProfile.objects.create(user=user, languages=["en"], capacity=3)
+    for slug in skills:
+        skill, _ = Skill.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
+        ReviewerSkill.objects.create(profile=profile, skill=skill)
+
+
+def needs_skill(case, slug: str) -> None:
+    from routing.models import Skill
+
+    Skill.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
+    case.set_required_skills([slug])
+    case.save(update_fields=["required_skills", "skill_codes"])
+
+
+async def test_consoles_showing_the_same_list_share_one_render_per_event(
+    supervisor, reviewer, reviewer2, make_case
+):
+    from console.consumers import INBOX_RENDERS
+    from console.services import user_create
+
+    boss2 = await database_sync_to_async(user_create)(username="sam", role="supervisor")
+    tabs = [await connect(user) for user in (supervisor, supervisor, boss2[0])]
+    try:
+        for comm in tabs:
+            await comm.send_json_to({"action": "watch", "inbox": "view=all", "case": None})
+            await receive_until(comm, 'id="inbox-list"')
+        before = INBOX_RENDERS.renders
+        case = await database_sync_to_async(make_case)()
+        for comm in tabs:
+            await receive_until(comm, f"case-row-{case.pk}")
+        assert INBOX_RENDERS.renders - before == 1  # three tabs, two people, one render
+    finally:
+        for comm in tabs:
+            await comm.disconnect()
+
+
+async def test_a_shared_render_never_crosses_what_each_person_may_see(
+    supervisor, reviewer, reviewer2, make_case
+):
+    """Same query string, different lists: a reviewer's `view=all` is their own cases, and
+    two reviewers' queues differ by their skills."""
+    await database_sync_to_async(rostered)(reviewer, ["refunds", "legal"])
+    await database_sync_to_async(rostered)(reviewer2, ["refunds"])
+    boss, ann_all = await connect(supervisor), await connect(reviewer)
+    ann_queue, bob_queue = await connect(reviewer), await connect(reviewer2)
+    try:
+        watches = [
+            (boss, "view=all"),
+            (ann_all, "view=all"),
+            (ann_queue, "view=queue"),
+            (bob_queue, "view=queue"),
+        ]
+        for comm, inbox in watches:
+            await comm.send_json_to({"action": "watch", "inbox": inbox, "case": None})
+            await receive_until(comm, 'id="inbox-list"')
+
+        def legal_case():
+            case = make_case(summary="A legal matter")
+            needs_skill(case, "legal")
+            return case
+
+        case = await database_sync_to_async(legal_case)()
+        await database_sync_to_async(make_case)(summary="A plain refund")  # a second event
+        assert f"case-row-{case.pk}" in await receive_until(boss, "A plain refund")
+        assert f"case-row-{case.pk}" in await receive_until(ann_queue, "A plain refund")
+        assert f"case-row-{case.pk}" not in await receive_until(bob_queue, "A plain refund")
+        # Ann's "all" is her own cases: none, so her list did not change and nothing came.
+        assert await ann_all.receive_nothing(timeout=0.5)
+    finally:
+        for comm in (boss, ann_all, ann_queue, bob_queue):
+            await comm.disconnect()
+
+
+async def test_an_event_after_a_quiet_spell_renders_at_once(supervisor, make_case, monkeypatch):
+    """Leading edge: the coalescing window only delays what follows a render."""
+    monkeypatch.setattr("console.consumers.DEBOUNCE_SECONDS", 30)
+    comm = await connect(supervisor)
+    try:
+        await comm.send_json_to({"action": "watch", "inbox": "view=all", "case": None})
+        await receive_until(comm, 'id="inbox-list"')
+        case = await database_sync_to_async(make_case)()
+        await receive_until(comm, f"case-row-{case.pk}", timeout=3)
+    finally:
+        await comm.disconnect()
+
+
+async def test_a_burst_of_events_coalesces_into_one_more_render(supervisor, make_case, monkeypatch):
+    from console.consumers import INBOX_RENDERS
+
+    monkeypatch.setattr("console.consumers.DEBOUNCE_SECONDS", 0.5)
+    comm = await connect(supervisor)
+    try:
+        await comm.send_json_to({"action": "watch", "inbox": "view=all", "case": None})
+        await receive_until(comm, 'id="inbox-list"')
+        before = INBOX_RENDERS.renders
+
+        def burst():
+            return [make_case() for _ in range(4)]
+
+        cases = await database_sync_to_async(burst)()
+        frame = await receive_until(comm, f"case-row-{cases[-1].pk}", timeout=5)
+        assert all(f"case-row-{case.pk}" in frame for case in cases)
+        assert await comm.receive_nothing(timeout=0.7)
+        # The first event rendered at once, the rest within one window: a few, not four+.
+        assert INBOX_RENDERS.renders - before <= 3
+    finally:
+        await comm.disconnect()
