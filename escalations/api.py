@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.conf import settings
@@ -120,11 +121,17 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return _error(request, exc.status_code, "bad_request", str(exc))
 
 
-def _escalation_out(request: HttpRequest, escalation: Escalation) -> dict[str, Any]:
-    try:
-        feedback = escalation.feedback
-    except Feedback.DoesNotExist:
-        feedback = None
+def _escalation_out(
+    request: HttpRequest, escalation: Escalation, *, new_messages: int | None = None
+) -> dict[str, Any]:
+    """The case as the agent sees it. `new_messages`: the case was created by this request
+    with that many transcript turns, so it has no feedback, decision or delivery yet and
+    the four queries that would say so are skipped."""
+    new = new_messages is not None
+    feedback = None
+    if not new:
+        with contextlib.suppress(Feedback.DoesNotExist):
+            feedback = escalation.feedback
     return {
         "id": escalation.pk,
         "external_id": escalation.external_id,
@@ -144,13 +151,15 @@ def _escalation_out(request: HttpRequest, escalation: Escalation) -> dict[str, A
         "updated_at": escalation.updated_at,
         "closed_at": escalation.closed_at,
         "version": escalation.version,
-        "message_count": escalation.messages.count(),
+        "message_count": new_messages if new else escalation.messages.count(),
         "handoff": routing_handoff(escalation),
         "feedback": feedback,
-        "decision": (delivery.escalation_decision_payload(escalation=escalation) or {}).get(
-            "decision"
-        ),
-        "deliveries": delivery.escalation_delivery_summary(escalation=escalation),
+        "decision": None
+        if new
+        else (delivery.escalation_decision_payload(escalation=escalation) or {}).get("decision"),
+        "deliveries": {"count": 0, "last_state": None}
+        if new
+        else delivery.escalation_delivery_summary(escalation=escalation),
         "links": {
             "self": request.build_absolute_uri(reverse("api:escalation_get", args=[escalation.pk])),
             "console": request.build_absolute_uri(reverse("case_detail", args=[escalation.pk])),
@@ -187,7 +196,10 @@ def escalation_create(request: HttpRequest, package: HandoffIn) -> Any:
     """201 with the new case; 200 when the same package is posted again (idempotent on
     `external_id`); 409 when `external_id` was used for a different package."""
     result = services.escalation_ingest(integration=_agent(request), package=package)
-    return Status(201 if result.created else 200, _escalation_out(request, result.escalation))
+    if not result.created:
+        return Status(200, _escalation_out(request, result.escalation))
+    out = _escalation_out(request, result.escalation, new_messages=len(package.transcript))
+    return Status(201, out)
 
 
 @api.get(

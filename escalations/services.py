@@ -172,17 +172,27 @@ def _sampled(*, integration: Integration, external_id: str, rate: float) -> bool
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
-def _customer_upsert(*, integration: Integration, record: CustomerRecord | None) -> Customer | None:
+def _customer_upsert(*, integration: Integration, record: CustomerRecord | None) -> int | None:
+    """The customer's id, their record created or brought up to date in one statement
+    (INSERT … ON CONFLICT DO UPDATE), not a locked read, two savepoints and a write."""
     if record is None:
         return None
     # A package that sends only the customer's id must not wipe what an earlier one told.
-    sent = record.model_fields_set - {"id"}
-    customer, _ = Customer.objects.update_or_create(
+    sent = sorted(record.model_fields_set - {"id"})
+    customer = Customer(
         integration=integration,
         external_id=record.id,
-        defaults={field: getattr(record, field) for field in sent},
+        **{field: getattr(record, field) for field in sent},
     )
-    return customer
+    # Only the id is returned: the instance holds defaults, not the stored values, for
+    # whatever the package did not send. updated_at is always set, so the row comes back.
+    Customer.objects.bulk_create(
+        [customer],
+        update_conflicts=True,
+        unique_fields=["integration", "external_id"],
+        update_fields=[*sent, "updated_at"],
+    )
+    return customer.pk
 
 
 def primary_language(tag: str) -> str:
@@ -219,7 +229,7 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
 
     evaluation = escalation_evaluate(integration=integration, package=package)
     task_type, decision, rules = evaluation.task_type, evaluation.decision, evaluation.rules
-    customer = _customer_upsert(integration=integration, record=package.customer)
+    customer_id = _customer_upsert(integration=integration, record=package.customer)
     now = timezone.now()
     auto = decision.level == 1
     accept_due, resolve_due = (
@@ -235,7 +245,7 @@ def escalation_ingest(*, integration: Integration, package: HandoffIn) -> Ingest
                 package=package.model_dump(mode="json"),
                 task_type=task_type,
                 task_type_version=task_type.version,
-                customer=customer,
+                customer_id=customer_id,
                 summary=package.summary,
                 reason=package.reason,
                 confidence=package.confidence,

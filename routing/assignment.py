@@ -229,7 +229,8 @@ def _offer_locked(
             escalation=case,
             obj=case,
             data={
-                "to": profile.user.get_username(),
+                # The roster's user, loaded with it: the locked profile's would be a query.
+                "to": candidate.profile.user.get_username(),
                 "affinity": candidate.affinity,
                 "load": candidate.load,
                 "capacity": profile.capacity,
