@@ -112,7 +112,8 @@ def run(report: Report, *, quick: bool) -> None:
         ],
         notes=[
             f"attempt 1 refused (connection refused): {refused} of {count}; attempt 2 "
-            f"answered 503: {unavailable} of {count}; attempts by number: {errors}",
+            f"answered 503: {unavailable} of {count} (the others' 5 s retry came before the "
+            f"receiver listened, refused again); attempts by number: {errors}",
             f"after two failures the soonest next attempt was {backoff:.0f} s away "
             f"(schedule: {RETRY_SCHEDULE[0].total_seconds():.0f} s, then "
             f"{RETRY_SCHEDULE[1].total_seconds():.0f} s); attempts made early while the "

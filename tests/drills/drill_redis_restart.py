@@ -137,7 +137,9 @@ def _kind(status: int | None, body: str) -> str:
 
 
 def run(report: Report, *, quick: bool) -> None:
-    from escalations.models import Decision, Escalation, Status
+    from django.utils import timezone
+
+    from escalations.models import Decision, Escalation, Status, WebhookDelivery
 
     count, pace, outage = (40, 0.15, 3.0) if quick else (150, 0.06, 5.0)
     receiver = Receiver().up()
@@ -166,6 +168,7 @@ def run(report: Report, *, quick: bool) -> None:
             for thread in threads:
                 thread.start()
             wait_until(lambda: len(agent.first) >= count // 4, timeout=60, interval=0.02)
+            down_wall = timezone.now()
             redis.kill()
             redis.popen.wait(10)  # type: ignore[union-attr]
             posted_before = len(agent.first)
@@ -173,6 +176,7 @@ def run(report: Report, *, quick: bool) -> None:
             redis.start()
             wait_until(lambda: _ping(redis.url), timeout=10, interval=0.05)
             up_at = time.monotonic()
+            up_wall = timezone.now()
             agent.redis_back.set()
             agent.done.wait(120)
             # The console comes back on its own backoff (up to 64 s after many failures),
@@ -218,6 +222,11 @@ def run(report: Report, *, quick: bool) -> None:
     )
     retry_failed = {k: v for k, v in agent.retries.items() if v not in (200, 201)}
     replays_ok = all(status == 200 for status in agent.replays)
+    # Their `deliver_webhook.delay()` failed at commit (robust on_commit): only the sweep
+    # could send them.
+    in_outage = WebhookDelivery.objects.filter(
+        created_at__gte=down_wall, created_at__lte=up_wall
+    ).count()
     kinds: dict[str, int] = {}
     for _, status, body in agent.failures:
         kinds[_kind(status, body)] = kinds.get(_kind(status, body), 0) + 1
@@ -236,7 +245,9 @@ def run(report: Report, *, quick: bool) -> None:
     )
     notes: list[Any] = [
         f"Redis killed after {posted_before} of {count} posts, down {outage:.0f} s, then "
-        "started empty on the same port",
+        f"started empty on the same port; {in_outage} decisions were made while it was "
+        "down (their broker message never sent: delivered by the sweep), and any queued "
+        "at the kill were lost with it",
         f"posts that failed at first: {len(agent.failures)} ({kinds or 'none'}); the agent's "
         f"retries with the same external_id: {len(agent.retries) - len(retry_failed)} of "
         f"{len(agent.retries)} stored; 5 successful posts sent again answered "
