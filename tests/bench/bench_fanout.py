@@ -48,6 +48,17 @@ CONNECT_BATCH = 50  # consoles opened at once: a login wave, not a SYN flood
 SETTLE_SECONDS = 0.25  # no message for this long: every console has caught up
 
 
+def asgi_env() -> dict[str, str]:
+    """The ASGI processes' environment, with one fix applied from outside: redis-py 8 reads
+    with a 5 s socket timeout by default, exactly channels-redis's BZPOPMIN block time, so
+    a process whose consoles get no event for 5 s has its receiving consumer crash with
+    "Timeout reading from" and that console drop. A longer socket timeout on the channel
+    layer's URL avoids it (the Celery broker keeps the plain URL: kombu refuses the option).
+    Production needs the same in settings; see docs."""
+    joiner = "&" if "?" in REDIS_URL else "?"
+    return {"REDIS_URL": f"{REDIS_URL}{joiner}socket_timeout=30", "CELERY_BROKER_URL": REDIS_URL}
+
+
 def nofile_raise() -> int:
     """Lift this process's open-file limit to the hard limit; uvicorn children inherit it.
     Each console is a socket in the runner and one in the server."""
@@ -77,17 +88,21 @@ class Scene:
     supervisors: int
 
 
-def scene_create(*, consoles: int, server: str, cases: int = 30, cycle: int = 5) -> Scene:
-    """Three quarters of the tabs are reviewers on the Queue, one each; the rest are
-    supervisors with two tabs on All. Cases arrive before anyone is online, so they wait
-    queued (nobody is offered them) and every list shows them."""
+def scene_create(
+    *, consoles: int, server: str, cases: int = 30, cycle: int = 5, people: int = 200
+) -> Scene:
+    """At most `people` people (more consoles are their further tabs): three quarters are
+    reviewers with a tab on the Queue, the rest supervisors with two tabs on All. Cases
+    arrive before anyone is online, so they wait queued (nobody is offered them) and every
+    list shows them."""
     from console.roles import SUPERVISOR
     from console.services import user_create
     from escalations.models import Escalation
 
-    supervisor_tabs = max(SUPERVISOR_TABS, consoles // 4 // SUPERVISOR_TABS * SUPERVISOR_TABS)
+    seats = min(consoles, people)
+    supervisor_tabs = max(SUPERVISOR_TABS, seats // 4 // SUPERVISOR_TABS * SUPERVISOR_TABS)
     supervisors = supervisor_tabs // SUPERVISOR_TABS
-    reviewers = consoles - supervisor_tabs
+    reviewers = seats - supervisor_tabs
     people = people_create(reviewers=reviewers + 1)  # the last one decides
     bosses = [people.supervisor] + [
         user_create(username=f"bench-sup{n:03}", password=PASSWORD, role=SUPERVISOR)[0]
@@ -111,7 +126,7 @@ def scene_create(*, consoles: int, server: str, cases: int = 30, cycle: int = 5)
         raise RuntimeError(f"the bench cases should wait queued, not {statuses}")
     return Scene(
         token=people.token,
-        tabs=tabs[:consoles],
+        tabs=(tabs * (consoles // len(tabs) + 1))[:consoles],
         decider_cookie=session_cookie(people.reviewers[-1]),
         cycle=ids[:cycle],
         versions=versions,
@@ -334,7 +349,7 @@ async def redis_fanout(*, subscribers: int, payload_size: int, rounds: int) -> l
 
 
 def ratio(value: float, limit: float) -> str:
-    return f"{value / limit:.1f}×" if limit > 0 else "-"
+    return f"{value / limit:.1f}x" if limit > 0 else "-"
 
 
 def fanout_rows(label: str, fan: FanOut, limit: list[float]) -> list[list[str]]:
@@ -351,23 +366,18 @@ async def scenario(
     scene: Scene,
     consoles: int,
     decisions: int,
-    rss: bool = False,
 ) -> tuple[FanOut, list[float], dict[str, float]]:
     """Open the consoles, measure decisions, then the Redis limit at the same size."""
     urls = [server.url for server in servers]
     extra: dict[str, float] = {}
     probe = Probe()
-    before = sum(s.rss_bytes() for s in servers) if rss else 0
     started = time.perf_counter()
     opened = await consoles_open(urls, scene.tabs[:consoles], probe)
     decider = Decider(await console_open(urls[0], scene.decider_cookie))
     try:
         await settle(probe, quiet=1.0, limit=120)
         extra["connect_seconds"] = time.perf_counter() - started
-        if rss:
-            await asyncio.sleep(1)
-            extra["rss_before"] = before
-            extra["rss_after"] = sum(s.rss_bytes() for s in servers)
+        extra["rss_after"] = sum(s.rss_bytes() for s in servers)
         fan = await fanout_measure(
             scene=scene, decider=decider, probe=probe, consoles=consoles, decisions=decisions
         )
@@ -385,7 +395,7 @@ def run(report: Report, *, quick: bool) -> None:
     processes = 2
     nofile_raise()
     with Stack() as stack:
-        servers = [stack.asgi(f"asgi-{n + 1}") for n in range(processes)]
+        servers = [stack.asgi(f"asgi-{n + 1}", **asgi_env()) for n in range(processes)]
         scene = scene_create(consoles=consoles, server=servers[0].url)
         fan, limit, extra = asyncio.run(
             scenario(servers=servers, scene=scene, consoles=consoles, decisions=decisions)
@@ -404,7 +414,7 @@ def run(report: Report, *, quick: bool) -> None:
         ["figure (ms)", "Baton", "Redis pub/sub", "ratio"],
         rows,
         notes=[
-            f"{fan.decisions} decisions × {consoles} consoles = {len(fan.latencies)} arrivals, "
+            f"{fan.decisions} decisions x {consoles} consoles = {len(fan.latencies)} arrivals, "
             f"{fan.missing} missing; {scene.reviewers} reviewers on the Queue (one tab each), "
             f"{scene.supervisors} supervisors on All ({SUPERVISOR_TABS} tabs each)",
             "Baton: a reviewer's socket `decide` (escalate to a supervisor) sent → the message "
