@@ -73,7 +73,12 @@ class Receiver:
     def start(self) -> Receiver:
         port = free_port()
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            interface="asgi3",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -143,12 +148,14 @@ def run(report: Report, *, quick: bool) -> None:
     from escalations.decisions import DecisionInput, escalation_decide
     from escalations.models import Decision, Integration, WebhookDelivery
 
-    decisions = 40 if quick else 400
-    rate = 20.0  # decisions per second, committed on a fixed schedule
+    decisions = 40 if quick else 300
+    rate = 10.0  # decisions per second on a fixed schedule, below what the runner can commit
     workers, concurrency = 2, 4
     receiver = Receiver().start()
     try:
-        people = people_create(reviewers=10, capacity=100, callback_url=receiver.url)
+        people = people_create(
+            reviewers=max(2, decisions // 40), capacity=50, callback_url=receiver.url
+        )
         receiver.secret = Integration.objects.get(name="bench-agent").webhook_secret
         cases = cases_accepted(people, decisions)
         with Stack() as stack:
