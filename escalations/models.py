@@ -326,6 +326,13 @@ class Escalation(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "priority", "sla_resolve_due", "id"], name="esc_queue"),
+            # The live inbox (queued, offered or in review, all three at once) in its own
+            # order: a status IN list cannot walk esc_queue in order, so it would sort.
+            models.Index(
+                fields=["priority", "sla_resolve_due", "id"],
+                condition=Q(status__in=["queued", "assigned", "in_review"]),
+                name="esc_live_inbox",
+            ),
             models.Index(fields=["customer", "created_at"], name="esc_customer_recent"),
             models.Index(fields=["task_type", "created_at"], name="esc_tasktype_recent"),
             models.Index(fields=["assignee", "status"], name="esc_assignee"),

@@ -9,7 +9,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models.fields.tuple_lookups import TupleGreaterThanOrEqual
 from django.utils import timezone
 
 from escalations.errors import InvalidInput, NotFound
@@ -273,13 +274,32 @@ def _review_page(
     return InboxPage(rows=rows[:limit], next_cursor=next_cursor, filters=filters)
 
 
+# What a row of the inbox never shows: the handoff package and its parts (kilobytes of
+# transcript and context a case) and the customer's CRM record, read by the briefing only.
+INBOX_DEFERRED = (
+    "package",
+    "reasoning",
+    "proposed_action",
+    "draft_response",
+    "process_state",
+    "environment",
+    "suggested_next_steps",
+    "attributes",
+    "policy_snapshot",
+    "customer__profile",
+    "customer__history",
+)
+
+
 def inbox_for_reviewer(
     *, user: Any, filters: InboxFilters, after: str | None = None, limit: int = 50
 ) -> InboxPage:
     """A page of the inbox, priority band then SLA deadline; keyset pagination, no OFFSET."""
     if not may_work(user):
         return InboxPage(rows=[], next_cursor=None, filters=filters)
-    cases = Escalation.objects.select_related("task_type", "customer", "assignee")
+    cases = Escalation.objects.select_related("task_type", "customer", "assignee").defer(
+        *INBOX_DEFERRED
+    )
     if filters.view == "review":
         return _review_page(cases, filters=filters, after=after, limit=limit)
     if filters.view == "mine":
@@ -290,10 +310,8 @@ def inbox_for_reviewer(
         return InboxPage(rows=[], next_cursor=None, filters=filters)
     if filters.status:
         cases = cases.filter(status=filters.status)
-    elif filters.view != "queue":
+    elif filters.view != "queue":  # the queue is the queued cases already
         cases = cases.filter(status__in=LIVE_STATUSES)
-    else:
-        cases = cases.filter(status__in=INBOX_STATUSES)
     if filters.priority:
         cases = cases.filter(priority=filters.priority)
     if filters.task_type:
@@ -301,12 +319,19 @@ def inbox_for_reviewer(
     if filters.trigger:
         cases = cases.filter(trigger_codes__contains=f" {filters.trigger} ")
     if after:
+        # A row comparison, not the equivalent ORs: PostgreSQL starts the index scan at the
+        # cursor instead of reading every earlier row of the view and filtering it out, so
+        # a deep page costs what the first one does (Django writes the ORs for SQLite).
+        # Written as "at or after the cursor row, but not that row" because the planner
+        # estimates a row comparison by its first column alone: "> (4, …)" in the last
+        # priority band, where every deep page is, looks like no rows at all, and it then
+        # sorts a hash join instead of walking the index; ">= (4, …)" is estimated sanely.
         priority, due, pk = _parse_cursor(after)
         cases = cases.filter(
-            Q(priority__gt=priority)
-            | Q(priority=priority, sla_resolve_due__gt=due)
-            | Q(priority=priority, sla_resolve_due=due, pk__gt=pk)
-        )
+            TupleGreaterThanOrEqual(
+                (F("priority"), F("sla_resolve_due"), F("id")), (priority, due, pk)
+            )
+        ).exclude(pk=pk)
     rows = list(cases.order_by("priority", "sla_resolve_due", "id")[: limit + 1])
     next_cursor = _cursor_of(rows[limit - 1]) if len(rows) > limit else None
     return InboxPage(rows=rows[:limit], next_cursor=next_cursor, filters=filters)

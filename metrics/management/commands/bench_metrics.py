@@ -92,6 +92,168 @@ def _case(values: list[str]) -> str:
     return f"(CASE g % {len(values)} {whens} END)"
 
 
+# --- Generation --------------------------------------------------------------------------
+
+
+def _people() -> tuple[Integration, list[int], list[int]]:
+    roles = roles_ensure()
+    integration = Integration.objects.filter(name="Bench agent").first()
+    if integration is None:
+        integration = integration_create(name="Bench agent", callback_url="")[0]
+    types = [
+        TaskType.objects.get_or_create(slug=s, defaults={"name": s.replace("_", " ")})[0].pk
+        for s in TASK_TYPES
+    ]
+    teams = [Team.objects.get_or_create(slug=s, defaults={"name": s})[0] for s in TEAMS]
+    reviewers = []
+    for i in range(REVIEWERS):
+        user, created = User.objects.get_or_create(username=f"bench-reviewer-{i}")
+        if created:
+            roles["reviewer"].user_set.add(user)
+            ReviewerProfile.objects.create(user=user, team=teams[i % len(teams)])
+        reviewers.append(user.pk)
+    supervisor, created = User.objects.get_or_create(username="bench-supervisor")
+    if created:
+        roles[SUPERVISOR].user_set.add(supervisor)
+    return integration, types, reviewers
+
+
+def generate_cases(
+    total: int, *, open_share: float = 0.03, write: Callable[[str], Any] = print
+) -> None:
+    """Insert `total` cases spread over the last year with their decisions and feedback,
+    `open_share` of them (at most 0.7, the human share) still queued, in batches of INSERT …
+    SELECT; then ANALYZE. Also used by tests/bench/bench_inbox.py and bench_assignment.py."""
+    integration, types, reviewers = _people()
+    tag = f"bench-{int(time.time())}"
+    write(f"Generating {total:,} cases over {DAYS} days ({tag})…")
+    started = time.perf_counter()
+    for first in range(1, total + 1, BATCH):
+        last = min(first + BATCH - 1, total)
+        with transaction.atomic():
+            _batch(integration, types, reviewers, tag, first, last, total, open_share)
+        write(f"  {last:>10,} cases  {time.perf_counter() - started:6.1f} s")
+    with transaction.atomic():
+        _tallies(integration, types)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    write(f"Generated in {time.perf_counter() - started:.1f} s.")
+
+
+def _batch(
+    integration: Integration,
+    types: list[int],
+    reviewers: list[int],
+    tag: str,
+    first: int,
+    last: int,
+    total: int,
+    open_share: float,
+) -> None:
+    # r1: level and status; r2: seconds to accept; r3: seconds to resolve.
+    source = (
+        "(SELECT g, random() AS r1, random() AS r2, random() AS r3,"  # noqa: S608
+        f" now() - ({total} - g)::float / {total} * interval '{DAYS} days' AS t"
+        f" FROM generate_series({first}, {last}) AS g) AS s"
+    )
+    level = "(CASE WHEN r1 < 0.3 THEN 1 WHEN r1 < 0.9 THEN 2 ELSE 3 END)"
+    human = "r1 >= 0.3"
+    open_ = f"r1 >= {1 - open_share}"  # still queued (3 % by default)
+    accepted = f"CASE WHEN {human} AND NOT {open_} THEN t + r2 * interval '20 minutes' END"
+    closed = (
+        f"CASE WHEN {human} AND NOT {open_}"
+        " THEN t + r2 * interval '20 minutes' + r3 * interval '6 hours'"
+        " WHEN NOT " + human + " THEN t END"
+    )
+    status = (
+        f"CASE WHEN NOT {human} THEN 'auto_resolved' WHEN {open_} THEN 'queued' ELSE 'resolved' END"
+    )
+    due_hours = "(CASE g % 4 WHEN 0 THEN 1 WHEN 1 THEN 4 WHEN 2 THEN 8 ELSE 24 END)"
+    exprs = {
+        "integration_id": str(integration.pk),
+        "external_id": f"'{tag}-' || g",
+        "package_sha256": "md5(g::text) || md5(g::text)",
+        "package": "'{}'::jsonb",
+        "task_type_id": f"({_array(types)})[1 + g % {len(types)}]",
+        "task_type_version": "1",
+        "summary": "'Generated case ' || g",
+        "reason": "'bench'",
+        "confidence": "r2",
+        "status": status,
+        "level": level,
+        "priority": "1 + g % 4",
+        "triggers": _case(TRIGGERS) + "::jsonb",
+        "trigger_codes": _case(TRIGGER_CODES),
+        "instruction": f"CASE WHEN {human} THEN 'wait' ELSE 'proceed' END",
+        "mode": "'sync'",
+        "assignee_id": (
+            f"CASE WHEN {human} AND NOT {open_}"
+            f" THEN ({_array(reviewers)})[1 + (g * 7) % {len(reviewers)}] END"
+        ),
+        "accepted_at": accepted,
+        "closed_at": closed,
+        "escalation_count": f"CASE WHEN {human} AND g % 20 = 0 THEN 1 ELSE 0 END",
+        "sla_accept_due": f"CASE WHEN {human} THEN t + interval '15 minutes' END",
+        "sla_resolve_due": f"CASE WHEN {human} THEN t + {due_hours} * interval '1 hour' END",
+        "sla_breached_at": (
+            f"CASE WHEN {human} AND r2 * interval '20 minutes' + r3 * interval '6 hours'"
+            f" > {due_hours} * interval '1 hour' THEN t + {due_hours} * interval '1 hour' END"
+        ),
+        "created_at": "t",
+        "updated_at": "t",
+    }
+    table = Escalation._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")  # noqa: S608
+        before = cursor.fetchone()[0]
+    _insert_select(Escalation, exprs, source)
+    cases = f"{table} AS e WHERE e.id > {before} AND e.status = 'resolved'"
+    verb = (
+        "(CASE WHEN e.id % 10 < 7 THEN 'approve' WHEN e.id % 10 = 7 THEN 'edit'"
+        " WHEN e.id % 10 = 8 THEN 'reject' ELSE 'respond' END)"
+    )
+    _insert_select(
+        Decision,
+        {
+            "escalation_id": "e.id",
+            "reviewer_id": "e.assignee_id",
+            "verb": verb,
+            "final": "true",
+            "case_version": "1",
+            "diff": f"CASE WHEN e.id % 10 = 7 THEN '{EDIT_DIFF}'::jsonb ELSE '{{}}'::jsonb END",
+            "edit_size": "CASE WHEN e.id % 10 = 7 THEN 4 ELSE 0 END",  # of EDIT_DIFF
+            "seconds_to_decide": "(e.id * 7919 % 1200) / 10.0",
+            "created_at": "e.closed_at",
+        },
+        cases,
+    )
+    _insert_select(
+        Feedback,
+        {
+            "escalation_id": "e.id",
+            "csat": "1 + e.id % 5",
+            "effort": "1 + e.id % 7",
+            "created_at": "e.closed_at",
+        },
+        cases + " AND e.id % 5 = 0",
+    )
+
+
+def _tallies(integration: Integration, types: list[int]) -> None:
+    today = timezone.localdate()
+    EvaluationTally.objects.filter(integration=integration).delete()
+    EvaluationTally.objects.bulk_create(
+        EvaluationTally(
+            day=today - timedelta(days=d),
+            integration=integration,
+            task_type_id=t,
+            count=900 + (d * 37 + t) % 200,
+        )
+        for d in range(DAYS + 1)
+        for t in types
+    )
+
+
 class Command(BaseCommand):
     help = "Generate cases on PostgreSQL, then time each metric query and the metrics page."
 
@@ -106,161 +268,8 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             raise CommandError("bench_metrics needs PostgreSQL: set DATABASE_URL=postgres://…")
         if not options["no_generate"]:
-            self._generate(options["cases"])
+            generate_cases(options["cases"], write=self.stdout.write)
         self._time(options["repeat"])
-
-    # --- Generation --------------------------------------------------------------------------
-
-    def _people(self) -> tuple[Integration, list[int], list[int]]:
-        roles = roles_ensure()
-        integration = Integration.objects.filter(name="Bench agent").first()
-        if integration is None:
-            integration = integration_create(name="Bench agent", callback_url="")[0]
-        types = [
-            TaskType.objects.get_or_create(slug=s, defaults={"name": s.replace("_", " ")})[0].pk
-            for s in TASK_TYPES
-        ]
-        teams = [Team.objects.get_or_create(slug=s, defaults={"name": s})[0] for s in TEAMS]
-        reviewers = []
-        for i in range(REVIEWERS):
-            user, created = User.objects.get_or_create(username=f"bench-reviewer-{i}")
-            if created:
-                roles["reviewer"].user_set.add(user)
-                ReviewerProfile.objects.create(user=user, team=teams[i % len(teams)])
-            reviewers.append(user.pk)
-        supervisor, created = User.objects.get_or_create(username="bench-supervisor")
-        if created:
-            roles[SUPERVISOR].user_set.add(supervisor)
-        return integration, types, reviewers
-
-    def _generate(self, total: int) -> None:
-        integration, types, reviewers = self._people()
-        tag = f"bench-{int(time.time())}"
-        self.stdout.write(f"Generating {total:,} cases over {DAYS} days ({tag})…")
-        started = time.perf_counter()
-        for first in range(1, total + 1, BATCH):
-            last = min(first + BATCH - 1, total)
-            with transaction.atomic():
-                self._batch(integration, types, reviewers, tag, first, last, total)
-            self.stdout.write(f"  {last:>10,} cases  {time.perf_counter() - started:6.1f} s")
-        with transaction.atomic():
-            self._tallies(integration, types)
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
-        self.stdout.write(f"Generated in {time.perf_counter() - started:.1f} s.")
-
-    def _batch(
-        self,
-        integration: Integration,
-        types: list[int],
-        reviewers: list[int],
-        tag: str,
-        first: int,
-        last: int,
-        total: int,
-    ) -> None:
-        # r1: level and status; r2: seconds to accept; r3: seconds to resolve.
-        source = (
-            "(SELECT g, random() AS r1, random() AS r2, random() AS r3,"  # noqa: S608
-            f" now() - ({total} - g)::float / {total} * interval '{DAYS} days' AS t"
-            f" FROM generate_series({first}, {last}) AS g) AS s"
-        )
-        level = "(CASE WHEN r1 < 0.3 THEN 1 WHEN r1 < 0.9 THEN 2 ELSE 3 END)"
-        human = "r1 >= 0.3"
-        open_ = "r1 >= 0.97"  # 3% still queued
-        accepted = f"CASE WHEN {human} AND NOT {open_} THEN t + r2 * interval '20 minutes' END"
-        closed = (
-            f"CASE WHEN {human} AND NOT {open_}"
-            " THEN t + r2 * interval '20 minutes' + r3 * interval '6 hours'"
-            " WHEN NOT " + human + " THEN t END"
-        )
-        status = (
-            f"CASE WHEN NOT {human} THEN 'auto_resolved' WHEN {open_} THEN 'queued'"
-            " ELSE 'resolved' END"
-        )
-        due_hours = "(CASE g % 4 WHEN 0 THEN 1 WHEN 1 THEN 4 WHEN 2 THEN 8 ELSE 24 END)"
-        exprs = {
-            "integration_id": str(integration.pk),
-            "external_id": f"'{tag}-' || g",
-            "package_sha256": "md5(g::text) || md5(g::text)",
-            "package": "'{}'::jsonb",
-            "task_type_id": f"({_array(types)})[1 + g % {len(types)}]",
-            "task_type_version": "1",
-            "summary": "'Generated case ' || g",
-            "reason": "'bench'",
-            "confidence": "r2",
-            "status": status,
-            "level": level,
-            "priority": "1 + g % 4",
-            "triggers": _case(TRIGGERS) + "::jsonb",
-            "trigger_codes": _case(TRIGGER_CODES),
-            "instruction": f"CASE WHEN {human} THEN 'wait' ELSE 'proceed' END",
-            "mode": "'sync'",
-            "assignee_id": (
-                f"CASE WHEN {human} AND NOT {open_}"
-                f" THEN ({_array(reviewers)})[1 + (g * 7) % {len(reviewers)}] END"
-            ),
-            "accepted_at": accepted,
-            "closed_at": closed,
-            "escalation_count": f"CASE WHEN {human} AND g % 20 = 0 THEN 1 ELSE 0 END",
-            "sla_accept_due": f"CASE WHEN {human} THEN t + interval '15 minutes' END",
-            "sla_resolve_due": f"CASE WHEN {human} THEN t + {due_hours} * interval '1 hour' END",
-            "sla_breached_at": (
-                f"CASE WHEN {human} AND r2 * interval '20 minutes' + r3 * interval '6 hours'"
-                f" > {due_hours} * interval '1 hour' THEN t + {due_hours} * interval '1 hour' END"
-            ),
-            "created_at": "t",
-            "updated_at": "t",
-        }
-        table = Escalation._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")  # noqa: S608
-            before = cursor.fetchone()[0]
-        _insert_select(Escalation, exprs, source)
-        cases = f"{table} AS e WHERE e.id > {before} AND e.status = 'resolved'"
-        verb = (
-            "(CASE WHEN e.id % 10 < 7 THEN 'approve' WHEN e.id % 10 = 7 THEN 'edit'"
-            " WHEN e.id % 10 = 8 THEN 'reject' ELSE 'respond' END)"
-        )
-        _insert_select(
-            Decision,
-            {
-                "escalation_id": "e.id",
-                "reviewer_id": "e.assignee_id",
-                "verb": verb,
-                "final": "true",
-                "case_version": "1",
-                "diff": f"CASE WHEN e.id % 10 = 7 THEN '{EDIT_DIFF}'::jsonb ELSE '{{}}'::jsonb END",
-                "edit_size": "CASE WHEN e.id % 10 = 7 THEN 4 ELSE 0 END",  # of EDIT_DIFF
-                "seconds_to_decide": "(e.id * 7919 % 1200) / 10.0",
-                "created_at": "e.closed_at",
-            },
-            cases,
-        )
-        _insert_select(
-            Feedback,
-            {
-                "escalation_id": "e.id",
-                "csat": "1 + e.id % 5",
-                "effort": "1 + e.id % 7",
-                "created_at": "e.closed_at",
-            },
-            cases + " AND e.id % 5 = 0",
-        )
-
-    def _tallies(self, integration: Integration, types: list[int]) -> None:
-        today = timezone.localdate()
-        EvaluationTally.objects.filter(integration=integration).delete()
-        EvaluationTally.objects.bulk_create(
-            EvaluationTally(
-                day=today - timedelta(days=d),
-                integration=integration,
-                task_type_id=t,
-                count=900 + (d * 37 + t) % 200,
-            )
-            for d in range(DAYS + 1)
-            for t in types
-        )
 
     # --- Timing ------------------------------------------------------------------------------
 
