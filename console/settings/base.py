@@ -107,7 +107,11 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # A consumer waits on Redis with a 5 s BZPOPMIN; redis-py's default socket
+            # timeout is also 5 s, so a process whose consoles hear nothing for 5 s had its
+            # read time out and a console dropped (the scale_out drill's idle tabs). A read
+            # may take the whole block time and more.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
         }
     }
 else:

@@ -25,6 +25,8 @@ from tests.drills.common import (
     wait_until,
 )
 
+IDLE_SECONDS = 8.0
+
 
 def run(report: Report, *, quick: bool) -> None:
     from escalations.models import Decision, Escalation
@@ -51,6 +53,10 @@ def run(report: Report, *, quick: bool) -> None:
         refused: list[tuple[int, int, str]] = []
         with Consoles(everyone):
             ready = wait_until(lambda: all(c.seen('id="inbox-list"') for c in everyone), timeout=60)
+            # Tabs left open with nothing happening, longer than channels-redis's 5 s
+            # BZPOPMIN: an idle console must stay connected.
+            time.sleep(IDLE_SECONDS)
+            idle_closes = [list(c.errors) for c in everyone]
             for n, case_id in enumerate(case_ids):
                 made_on, proc = ("A", a) if n % 2 == 0 else ("B", b)
                 version = Escalation.objects.values_list("version", flat=True).get(pk=case_id)
@@ -78,7 +84,15 @@ def run(report: Report, *, quick: bool) -> None:
     decided = Decision.objects.filter(final=True).count()
     crossed = [lat for (made, seen), lats in latencies.items() if made != seen for lat in lats]
     expected = (decisions_n - len(refused)) * len(everyone)
-    ok = ready and not missed and not refused and decided == decisions_n
+    gave_up = sum(1 for c in everyone if c.gave_up is not None)
+    ok = (
+        ready
+        and not missed
+        and not gave_up
+        and not any(idle_closes)
+        and not refused
+        and decided == decisions_n
+    )
     rows = []
     for made, seen in (("A", "B"), ("B", "A"), ("A", "A"), ("B", "B")):
         lats = latencies.get((made, seen), [])
@@ -110,6 +124,11 @@ def run(report: Report, *, quick: bool) -> None:
             "decisions through the console's form post, alternately on A and B; a console "
             "counts an update when its case's row arrives in its resolved inbox",
             "time to recover: not a fault drill; latency from the post to the frame",
+            f"idle {IDLE_SECONDS:.0f} s before the first decision: consoles whose socket "
+            f"closed meanwhile: {sum(1 for e in idle_closes if e)} of {len(everyone)} "
+            f"({_first(idle_closes)}); closes over the whole drill: "
+            f"{sum(len(c.errors) for c in everyone)}, gave up (no reconnect): "
+            f"{sum(1 for c in everyone if c.gave_up is not None)}",
         ]
         + ([f"MISSED (case, process of the console): {missed[:20]}"] if missed else [])
         + ([f"REFUSED posts: {refused[:5]}"] if refused else []),
@@ -123,3 +142,7 @@ def run(report: Report, *, quick: bool) -> None:
         raise DrillFailed(
             f"scale_out: {len(missed)} console updates missed, {len(refused)} posts refused"
         )
+
+
+def _first(closes: list[list[str]]) -> str:
+    return next((", ".join(e) for e in closes if e), "none")
