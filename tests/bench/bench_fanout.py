@@ -54,7 +54,7 @@ def asgi_env() -> dict[str, str]:
     a process whose consoles get no event for 5 s has its receiving consumer crash with
     "Timeout reading from" and that console drop. A longer socket timeout on the channel
     layer's URL avoids it (the Celery broker keeps the plain URL: kombu refuses the option).
-    Production needs the same in settings; see docs."""
+    Production needs the same in console/settings (CHANNEL_LAYERS hosts)."""
     joiner = "&" if "?" in REDIS_URL else "?"
     return {"REDIS_URL": f"{REDIS_URL}{joiner}socket_timeout=30", "CELERY_BROKER_URL": REDIS_URL}
 
