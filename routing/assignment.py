@@ -207,7 +207,7 @@ def _offer_locked(
             continue  # filled up since we looked; try the next person
         assert profile is not None
         case.status = Status.ASSIGNED
-        case.assignee_id = profile.user_id
+        case.assignee = candidate.profile.user  # the roster's user: what the agent is told
         case.offered_at = now
         case.offer_count += 1
         case.version += 1
