@@ -7,7 +7,10 @@ built with f-strings). Fragments meant for the socket carry `hx-swap-oob`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from django.template.loader import render_to_string
@@ -82,11 +85,62 @@ def decision_input(data: Mapping[str, Any], *, version: int) -> DecisionInput:
     )
 
 
+class RowCache:
+    """Inbox rows' HTML by what they show. The template engine costs about half a
+    millisecond a row, most of a live inbox update, while building the key below costs a
+    few microseconds: it holds every value the row template reads, and the minute, for
+    the "in 12 min" texts (the page's script also counts them down). So a hit is exactly
+    the HTML a render would give, whoever changed the case and however."""
+
+    def __init__(self, limit: int = 5000) -> None:
+        self.rows: OrderedDict[Hashable, str] = OrderedDict()
+        self.limit = limit
+        self.lock = threading.Lock()  # page views and consoles render in several threads
+
+    @staticmethod
+    def key(case: Any) -> Hashable:
+        customer, assignee = case.customer, case.assignee
+        return (
+            case.pk,
+            case.status,
+            case.priority,
+            case.sla_resolve_due,
+            case.sla_warned_at,
+            case.sla_breached_at,
+            case.task_type.name,
+            customer and (customer.name, customer.external_id, customer.tier),
+            case.summary,
+            json.dumps(case.triggers, sort_keys=True),
+            case.confidence,
+            case.created_at,
+            assignee and (assignee.get_full_name(), assignee.get_username()),
+            int(time.time() // 60),
+        )
+
+    def row(self, case: Any) -> str:
+        key = self.key(case)
+        with self.lock:
+            html = self.rows.get(key)
+            if html is not None:
+                self.rows.move_to_end(key)
+                return html
+        html = render_to_string("console/inbox.html#row", {"case": case})
+        with self.lock:
+            self.rows[key] = html
+            while len(self.rows) > self.limit:
+                self.rows.popitem(last=False)
+        return html
+
+
+INBOX_ROWS = RowCache()
+
+
 def inbox_context(*, user: Any, query: Mapping[str, str]) -> dict[str, Any]:
     filters = selectors.InboxFilters.from_query(query, user=user)
     page = selectors.inbox_for_reviewer(user=user, filters=filters, after=query.get("after"))
     return {
         "page": page,
+        "rows_html": [INBOX_ROWS.row(case) for case in page.rows],
         "filters": filters,
         "after": query.get("after") or "",
         "sees_all": selectors.sees_all(user),

@@ -52,3 +52,27 @@ def test_equal_audiences_render_equal_rows_and_unequal_ones_differ_where_lists_d
     assert key(reviewer, view="all") != key(supervisor, view="all")  # theirs vs everything
     assert key(reviewer, view="all") == key(reviewer, view="mine")  # "all" falls back
     assert key(carl, view="queue") != key(reviewer, view="queue")
+
+
+def test_a_cached_row_is_the_row_a_render_gives_and_any_shown_change_renders_anew(
+    supervisor, make_case
+):
+    from escalations.models import Customer, Escalation
+
+    case = make_case(summary="Refund for a broken kettle")
+    rendering.INBOX_ROWS.rows.clear()
+    first = rendering.inbox_rows(user=supervisor, query={"view": "all"})
+    assert len(rendering.INBOX_ROWS.rows) == 1
+    assert rendering.inbox_rows(user=supervisor, query={"view": "all"}) == first  # a hit
+    rendering.INBOX_ROWS.rows.clear()
+    assert rendering.inbox_rows(user=supervisor, query={"view": "all"}) == first  # fresh
+
+    # Changes made behind the services' back (no version bump) still show.
+    Escalation.objects.filter(pk=case.pk).update(summary="Refund for <b>two</b> kettles")
+    assert "Refund for &lt;b&gt;two&lt;/b&gt; kettles" in rendering.inbox_rows(
+        user=supervisor, query={"view": "all"}
+    )
+    Customer.objects.filter(pk=case.customer_id).update(name="Renamed Customer")
+    assert "Renamed Customer" in rendering.inbox_rows(user=supervisor, query={"view": "all"})
+    Escalation.objects.filter(pk=case.pk).update(priority=1)
+    assert 'class="row p1 ' in rendering.inbox_rows(user=supervisor, query={"view": "all"})
