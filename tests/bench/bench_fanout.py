@@ -266,7 +266,15 @@ async def fanout_measure(
     from escalations.models import Decision
 
     def inserted_at(case_id: int) -> float:
-        return Decision.objects.filter(escalation_id=case_id).latest("pk").created_at.timestamp()
+        from django.db import connection
+
+        try:
+            decision = Decision.objects.filter(escalation_id=case_id).latest("pk")
+            return decision.created_at.timestamp()
+        finally:
+            # This runs on asgiref's thread; the runner's next module drops the database,
+            # which would leave a connection kept here dead for that module.
+            connection.close()
 
     latencies: list[float] = []
     from_commit: list[float] = []
