@@ -8,7 +8,7 @@ INTEGRATION = "integrations/<int:integration_id>"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="policy_task_types"), name="policy"),
     path("task-types/", views.task_types, name="policy_task_types"),
-    path("task-types/new", views.task_type_new, name="policy_task_type_new"),
+    path("task-types/new", views.task_type_edit, name="policy_task_type_new"),
     path("task-types/<int:task_type_id>/", views.task_type_edit, name="policy_task_type"),
     path("rules/", views.rules, name="policy_rules"),
     path("rules/new", views.rule_edit, name="policy_rule_new"),

@@ -62,47 +62,28 @@ def task_types(request: ConsoleRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 @manage_policy
-def task_type_new(request: ConsoleRequest) -> HttpResponse:
-    form = TaskTypeCreateForm(initial=TaskTypeForm.initial_for(TaskType()))  # model defaults
+def task_type_edit(request: ConsoleRequest, task_type_id: int | None = None) -> HttpResponse:
+    """A task type's policy, or a new task type (no id): its name and slug as well."""
+    task_type = get_object_or_404(TaskType, pk=task_type_id) if task_type_id else None
+    form_class = TaskTypeForm if task_type else TaskTypeCreateForm
+    # A new one starts from the model's defaults.
+    form = form_class(initial=TaskTypeForm.initial_for(task_type or TaskType()))
     if request.method == "POST":
-        form = TaskTypeCreateForm(request.POST)
+        form = form_class(request.POST)
         if form.is_valid():
+            actor = Actor.person(request.user)
             try:
-                created = policy_admin.task_type_create(
-                    actor=Actor.person(request.user), **form.changes()
+                saved = (
+                    policy_admin.task_type_update(
+                        task_type=task_type, actor=actor, **form.changes()
+                    )
+                    if task_type
+                    else policy_admin.task_type_create(actor=actor, **form.changes())
                 )
             except InvalidInput as error:
                 attach_errors(form, error)
             else:
-                messages.success(request, f"{created.name}: policy v{created.version} in force.")
-                return redirect("policy_task_types")
-    return _page(
-        request,
-        "task_type.html",
-        "task_types",
-        status=422 if form.errors else 200,
-        task_type=None,
-        form=form,
-    )
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-@manage_policy
-def task_type_edit(request: ConsoleRequest, task_type_id: int) -> HttpResponse:
-    task_type = get_object_or_404(TaskType, pk=task_type_id)
-    form = TaskTypeForm(initial=TaskTypeForm.initial_for(task_type))
-    if request.method == "POST":
-        form = TaskTypeForm(request.POST)
-        if form.is_valid():
-            try:
-                updated = policy_admin.task_type_update(
-                    task_type=task_type, actor=Actor.person(request.user), **form.changes()
-                )
-            except InvalidInput as error:
-                attach_errors(form, error)
-            else:
-                messages.success(request, f"{updated.name}: policy v{updated.version} in force.")
+                messages.success(request, f"{saved.name}: policy v{saved.version} in force.")
                 return redirect("policy_task_types")
     return _page(
         request,
@@ -111,7 +92,7 @@ def task_type_edit(request: ConsoleRequest, task_type_id: int) -> HttpResponse:
         status=422 if form.errors else 200,
         task_type=task_type,
         form=form,
-        last=policy_admin.last_change(model=TaskType, obj=task_type),
+        last=policy_admin.last_change(model=TaskType, obj=task_type) if task_type else None,
     )
 
 
