@@ -89,8 +89,9 @@ class RowCache:
     """Inbox rows' HTML by what they show. The template engine costs about half a
     millisecond a row, most of a live inbox update, while building the key below costs a
     few microseconds: it holds every value the row template reads, and the minute, for
-    the "in 12 min" texts (the page's script also counts them down). So a hit is exactly
-    the HTML a render would give, whoever changed the case and however."""
+    the "in 12 min" texts (the page's script also counts them down). So a hit is the HTML a
+    render would give, whoever changed the case and however, but for relative times that
+    may be up to a minute old."""
 
     def __init__(self, limit: int = 5000) -> None:
         self.rows: OrderedDict[Hashable, str] = OrderedDict()

@@ -75,7 +75,7 @@ def _max_age() -> timedelta:
 
 def metric_snapshots_refresh(*, now: datetime | None = None) -> int:
     """Compute and store every snapshot (each long period: all cases, each task type,
-    each team); returns how many. Run by beat; safe to run twice at once (last one wins)."""
+    each team); returns how many. Run by beat, one run at a time."""
     now = now or timezone.now()
     filters: list[tuple[str, str]] = [("", "")]
     filters += [
