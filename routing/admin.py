@@ -109,24 +109,24 @@ class AuditedRosterAdmin(RoleAdmin):
             self.delete_model(request, obj)
 
 
-@admin.register(Skill)
-class SkillAdmin(AuditedRosterAdmin):
-    audit_noun = "skill"
+class NamedRosterAdmin(AuditedRosterAdmin):
+    """A roster entry that is a slug and a name (skills, teams)."""
+
     list_display = ("slug", "name")
     search_fields = ("slug", "name")
 
     def snapshot(self, obj: Any) -> dict[str, Any]:
         return {"slug": obj.slug, "name": obj.name}
+
+
+@admin.register(Skill)
+class SkillAdmin(NamedRosterAdmin):
+    audit_noun = "skill"
 
 
 @admin.register(Team)
-class TeamAdmin(AuditedRosterAdmin):
+class TeamAdmin(NamedRosterAdmin):
     audit_noun = "team"
-    list_display = ("slug", "name")
-    search_fields = ("slug", "name")
-
-    def snapshot(self, obj: Any) -> dict[str, Any]:
-        return {"slug": obj.slug, "name": obj.name}
 
 
 @admin.register(ReviewerProfile)
