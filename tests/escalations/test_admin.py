@@ -138,3 +138,28 @@ def test_an_integration_added_in_the_admin_gets_a_token_shown_once(demo: None) -
     assert AuditEvent.objects.filter(verb="integration.created", actor_label="admin1").exists()
     change = client.get(admin_url(Integration, "change", integration.pk)).content.decode()
     assert "token_hash" not in change and integration.token_hash not in change
+
+
+def test_skills_and_teams_edited_in_the_admin_are_audited_before_and_after(demo: None) -> None:
+    from routing.models import Skill, Team
+
+    client = client_for("admin1")
+    added = client.post(reverse("admin:routing_team_add"), {"slug": "night", "name": "Night"})
+    assert added.status_code == 302, added.content.decode()[:300]
+    team = Team.objects.get(slug="night")
+    client.post(
+        reverse("admin:routing_team_change", args=[team.pk]), {"slug": "night", "name": "Nights"}
+    )
+    client.post(reverse("admin:routing_team_delete", args=[team.pk]), {"post": "yes"})
+    client.post(reverse("admin:routing_skill_add"), {"slug": "warranty", "name": "Warranty"})
+    assert not Team.objects.filter(slug="night").exists()
+    assert Skill.objects.filter(slug="warranty").exists()
+    events = AuditEvent.objects.filter(verb__startswith="roster.").order_by("seq")
+    trail = [(e.verb, e.data) for e in events if e.verb.startswith(("roster.team", "roster.skill"))]
+    assert trail[-4:] == [
+        ("roster.team_added", {"slug": "night", "name": "Night"}),
+        ("roster.team_changed", {"changed": {"name": {"from": "Night", "to": "Nights"}}}),
+        ("roster.team_removed", {"slug": "night", "name": "Nights"}),
+        ("roster.skill_added", {"slug": "warranty", "name": "Warranty"}),
+    ]
+    assert audit_verify()[1] is None
